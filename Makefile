@@ -1,0 +1,46 @@
+# The whole set-up is two commands: `make demo` and `make test`. Both create and fill
+# .venv themselves (Python 3.11+ and a C compiler are all a fresh machine needs).
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+SOURCES := $(shell find sdk trainer native -name '*.py' -o -name '*.pyx' -o -name '*.pyi' -o -name '*.json') setup.py pyproject.toml
+
+.PHONY: demo test lint pytest pytest-pure bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --upgrade pip "setuptools>=70" wheel "Cython>=3.0,<4"
+
+# The SDK alone (what a device installs), for the demo.
+$(VENV)/.sdk: $(BIN)/python $(SOURCES)
+	$(BIN)/pip install --no-build-isolation .
+	touch $@
+
+# SDK + trainer + dev tools, for the tests. Not editable: the tests run against the
+# installed package, the compiled extension included, as a user would get it.
+$(VENV)/.dev: $(BIN)/python $(SOURCES)
+	$(BIN)/pip install --no-build-isolation ".[trainer,dev]"
+	touch $@ $(VENV)/.sdk
+
+demo: $(VENV)/.sdk
+	$(BIN)/python examples/featurize_feed.py
+
+lint: $(VENV)/.dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+pytest: $(VENV)/.dev
+	$(BIN)/python -m pytest
+
+# The SDK suite a second time with the pure-Python hashing twin forced.
+pytest-pure: $(VENV)/.dev
+	EDGEREC_PURE_PYTHON=1 $(BIN)/python -m pytest -m "not trainer"
+
+test: lint pytest pytest-pure
+
+bench: $(VENV)/.dev
+	$(BIN)/python benchmarks/bench_hashing.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info native/*.c

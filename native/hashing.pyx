@@ -26,7 +26,7 @@ from cpython.dict cimport PyDict_GetItem
 from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
 from cpython.long cimport PyLong_AsLongLongAndOverflow
 from cpython.float cimport PyFloat_AS_DOUBLE
-from cpython.ref cimport PyObject
+from cpython.ref cimport Py_INCREF, Py_XDECREF, PyObject
 from cpython.tuple cimport PyTuple_GET_ITEM, PyTuple_GET_SIZE
 
 
@@ -36,6 +36,7 @@ cdef extern from "Python.h":
     Py_ssize_t PyUnicode_GET_LENGTH(object o)
     const char* PyUnicode_AsUTF8AndSize(object o, Py_ssize_t* size) except NULL
     bint PyUnicode_CheckExact(object o)
+    bint PyUnicode_Check(object o)
     bint PyDict_CheckExact(object o)
     bint PyList_CheckExact(object o)
     bint PyTuple_CheckExact(object o)
@@ -177,7 +178,7 @@ def hash_strings(list strings not None, uint32_t seed, uint32_t n_buckets,
         stop = min(start + CHUNK, n)
         for i in range(start, stop):
             s = <object>PyList_GET_ITEM(strings, i)
-            if not isinstance(s, str):
+            if not PyUnicode_Check(s):  # by type: never trusts a faked __class__
                 return i
             if PyUnicode_IS_ASCII(s):
                 ptrs[i - start] = <const char*>PyUnicode_DATA(s)
@@ -421,6 +422,13 @@ cdef int _tokenize_into(Plan plan, int f, const uint8_t* s, Py_ssize_t n, bint l
     return count
 
 
+cdef void _release(PyObject** owner, Py_ssize_t n) noexcept:
+    cdef Py_ssize_t i
+    for i in range(n):
+        Py_XDECREF(owner[i])
+        owner[i] = NULL
+
+
 def featurize(Plan plan not None, list articles not None, object slow, int32_t[:, ::1] out):
     """Fill ``out`` (N, F), zeroed by the caller.
 
@@ -440,6 +448,10 @@ def featurize(Plan plan not None, list articles not None, object slow, int32_t[:
     cdef uint8_t* scratch = NULL
     cdef Py_ssize_t scratch_size = 0
     cdef list keep  # bytes returned by the callback, alive until phase 2 ends
+    # Fast-path str objects are borrowed from the articles; a user Mapping's .get() (slow
+    # path) could drop them before phase 2 reads their data, so each one is held here.
+    cdef PyObject** owner = <PyObject**>malloc(total * sizeof(PyObject*))
+    cdef Py_ssize_t held = 0
     cdef Py_ssize_t start, stop, r, base, i, j, k, m, longest
     cdef int f, kind, used
     cdef bint fast
@@ -452,7 +464,7 @@ def featurize(Plan plan not None, list articles not None, object slow, int32_t[:
     cdef int32_t* row
     try:
         if (ptr == NULL or length == NULL or lower == NULL or when == NULL
-                or prefix == NULL or plen == NULL):
+                or prefix == NULL or plen == NULL or owner == NULL):
             raise MemoryError()
         for f in range(plan.n_fields):
             p = plan.prefixes[f]
@@ -464,6 +476,8 @@ def featurize(Plan plan not None, list articles not None, object slow, int32_t[:
             longest = 0
             for i in range((stop - start) * S):
                 length[i] = -1
+                owner[i] = NULL
+            held = (stop - start) * S
 
             # Phase 1 (GIL): point at the bytes each (row, field) hashes.
             for r in range(start, stop):
@@ -485,6 +499,8 @@ def featurize(Plan plan not None, list articles not None, object slow, int32_t[:
                                         fast = True
                                         if m > 0:
                                             ptr[base] = <const uint8_t*>PyUnicode_DATA(v)
+                                            owner[base] = <PyObject*>v
+                                            Py_INCREF(v)
                                             length[base] = m
                                             lower[base] = plan.lower[f]
                                             longest = max(longest, m)
@@ -506,6 +522,8 @@ def featurize(Plan plan not None, list articles not None, object slow, int32_t[:
                                         k = PyUnicode_GET_LENGTH(item)
                                         if k > 0:
                                             ptr[base + used] = <const uint8_t*>PyUnicode_DATA(item)
+                                            owner[base + used] = <PyObject*>item
+                                            Py_INCREF(item)
                                             length[base + used] = k
                                             lower[base + used] = plan.lower[f]
                                             longest = max(longest, k)
@@ -587,7 +605,12 @@ def featurize(Plan plan not None, list articles not None, object slow, int32_t[:
                                 k = plen[f] + _copy_value(ptr[base + j], length[base + j],
                                                           lower[base + j], scratch + plen[f])
                                 row[plan.column[f] + j] = plan.finish(f, scratch, k)
+            _release(owner, held)
+            held = 0
     finally:
+        if owner != NULL:
+            _release(owner, held)
+        free(owner)
         free(ptr)
         free(length)
         free(lower)

@@ -134,8 +134,9 @@ def _items(where: str, value: object, spec: FieldSpec) -> list[bytes]:
 
 
 def _time(where: str, value: object, spec: FieldSpec) -> float:
-    if isinstance(value, bool) or type(value).__name__ == "bool_":  # numpy.bool_ too
-        raise InvalidTypeError(f"{where}: expected a time, got {type(value).__name__}")
+    if isinstance(value, bool):  # an int subclass, but True is not a time (numpy.bool_ is
+        # not a numbers.Real, so it ends in the type error below)
+        raise InvalidTypeError(f"{where}: expected a time, got bool")
     if isinstance(value, numbers.Real):
         try:
             seconds = float(value)

@@ -388,7 +388,7 @@ def featurize(articles: Sequence[Mapping[str, Any]], spec: FeatureSpec) -> npt.N
         raise InvalidTypeError(
             f"articles must be a sequence of mappings, got {type(articles).__name__}"
         )
-    batch = articles if type(articles) is list else list(articles)
+    batch = list(articles)  # our own list: user code run mid-call cannot resize it
     out = np.zeros((len(batch), spec.width), dtype=np.int32)  # (N, F)
     hashing.featurize_into(spec, batch, out)
     return out

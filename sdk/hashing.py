@@ -104,7 +104,7 @@ def hash_strings(strings: Sequence[str], *, seed: int, n_buckets: int) -> npt.ND
     bad: int = _impl.hash_strings(batch, seed, n_buckets, out)
     if bad < 0:
         return out
-    if not isinstance(batch[bad], str):
+    if not issubclass(type(batch[bad]), str):  # by type, as the native check
         raise InvalidTypeError(f"strings[{bad}] must be str, got {type(batch[bad]).__name__}")
     raise InvalidInputError(f"strings[{bad}] is not encodable as UTF-8 (a lone surrogate?)")
 

@@ -369,3 +369,38 @@ def test_featurize_does_not_keep_references() -> None:
 def test_public_exports() -> None:
     assert edgerec.featurize is featurize
     assert {"FeatureSpec", "featurize", "hashing", "EdgerecError"} <= set(edgerec.__all__)
+
+
+def test_user_code_dropping_values_mid_call_cannot_corrupt_the_output() -> None:
+    from collections.abc import Iterator, Mapping
+
+    def fresh_title() -> str:
+        return "".join(["Hello ", "world " * 40])  # a new object, referenced only by the dict
+
+    class Dropper(Mapping[str, Any]):
+        """A mapping whose lookup deletes another article's title and churns the heap."""
+
+        def __init__(self, victim: dict[str, Any]) -> None:
+            self.victim = victim
+
+        def __getitem__(self, key: str) -> Any:
+            if key == "id":
+                self.victim.pop("title", None)
+                # Reuse the freed memory with other words of the same size.
+                _ = ["".join(["Qqqqq ", "zzzzz " * 40]) for _ in range(200)]
+                return "N2"
+            raise KeyError(key)
+
+        def __iter__(self) -> Iterator[str]:
+            return iter(["id"])
+
+        def __len__(self) -> int:
+            return 1
+
+    def article() -> dict[str, Any]:  # later fields too, so no loop variable holds the title
+        return {"id": "N1", "title": fresh_title(), "abstract": "Short.", "entities": ["Q1"]}
+
+    expected = featurize([article()], SPEC)[0]
+    victim = article()
+    rows = featurize([victim, Dropper(victim)], SPEC)
+    assert np.array_equal(rows[0], expected)

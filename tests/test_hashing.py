@@ -182,3 +182,12 @@ def test_environment_variable_forces_the_twin(value: str, expected: str) -> None
         check=True,
     )
     assert out.stdout.strip() == expected
+
+
+def test_a_faked_class_is_not_a_str() -> None:
+    class Fake:
+        __class__ = property(lambda self: str)  # type: ignore[assignment]  # fools isinstance
+
+    assert isinstance(Fake(), str)
+    with pytest.raises(InvalidTypeError, match=r"strings\[1\] must be str, got Fake"):
+        hashing.hash_strings(["a", Fake()], seed=0, n_buckets=10)  # type: ignore[list-item]

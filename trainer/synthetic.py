@@ -9,11 +9,13 @@ Pure numpy: importable without TensorFlow.
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
 
-__all__ = ["SYNTHETIC_ID_PREFIX", "synthetic_articles"]
+__all__ = ["SYNTHETIC_ID_PREFIX", "synthetic_articles", "write_mind_layout"]
 
 SYNTHETIC_ID_PREFIX: Final = "SYN-"
 
@@ -195,4 +197,90 @@ def synthetic_articles(n: int, *, seed: int = 0, p_unicode: float = 0.1) -> list
                 "published_at": _T0 + int(rng.integers(0, 14 * 86400)),
             }
         )
+    return out
+
+
+def write_mind_layout(
+    out_dir: str | Path,
+    *,
+    n_articles: int = 600,
+    n_users: int = 300,
+    n_train: int = 600,
+    n_eval: int = 200,
+    seed: int = 0,
+) -> Path:
+    """Write a SYNTHETIC data set in the MIND layout the trainer reads from ../shared.
+
+    Each synthetic reader prefers one or two categories: histories and clicks are drawn
+    mostly from those, so content-aware rankers can beat random (a planted, known signal).
+    Files: ``MINDsmall_train_subset/{news,behaviors}.tsv``, ``news_supplement.tsv`` (empty)
+    and ``MINDsmall_dev_sampled_impressions.tsv``, plus a README saying it is synthetic.
+    """
+    out = Path(out_dir)
+    (out / "MINDsmall_train_subset").mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    articles = synthetic_articles(n_articles, seed=seed)
+    by_category: dict[str, list[str]] = {}
+    for a in articles:
+        by_category.setdefault(a["category"], []).append(a["id"])
+    categories = sorted(by_category)
+    all_ids = [a["id"] for a in articles]
+
+    def pick(prefs: list[str], p_pref: float) -> str:
+        if rng.random() < p_pref:
+            pool = by_category[prefs[int(rng.integers(0, len(prefs)))]]
+        else:
+            pool = all_ids
+        return pool[int(rng.integers(0, len(pool)))]
+
+    users = [
+        [
+            categories[int(i)]
+            for i in rng.choice(len(categories), int(rng.integers(1, 3)), replace=False)
+        ]
+        for _ in range(n_users)
+    ]
+
+    def impression(u: int) -> tuple[list[str], list[str]]:
+        history = [pick(users[u], 0.8) for _ in range(int(rng.integers(1, 20)))]
+        shown = [all_ids[int(i)] for i in rng.integers(0, len(all_ids), int(rng.integers(4, 15)))]
+        clicked = pick(users[u], 0.9)
+        shown = [s for s in shown if s != clicked]
+        shown.insert(int(rng.integers(0, len(shown) + 1)), clicked)
+        return history, [f"{s}-{int(s == clicked)}" for s in shown]
+
+    with open(out / "MINDsmall_train_subset" / "news.tsv", "w", encoding="utf-8") as fh:
+        for a in articles:
+            ents = json.dumps([{"Label": q, "WikidataId": q} for q in a["entities"]])
+            fh.write(
+                "\t".join(
+                    [
+                        a["id"],
+                        a["category"],
+                        a["subcategory"],
+                        a["title"],
+                        a["abstract"],
+                        "",
+                        ents,
+                        "[]",
+                    ]
+                )
+                + "\n"
+            )
+    with open(out / "MINDsmall_train_subset" / "behaviors.tsv", "w", encoding="utf-8") as fh:
+        for i in range(n_train):
+            u = int(rng.integers(0, n_users))
+            history, shown = impression(u)
+            when = f"11/{9 + i % 6}/2019 {1 + i % 12}:{i % 60:02d}:00 {'AM' if i % 2 else 'PM'}"
+            fh.write(f"{i + 1}\tSYN-U{u}\t{when}\t{' '.join(history)}\t{' '.join(shown)}\n")
+    with open(out / "MINDsmall_dev_sampled_impressions.tsv", "w", encoding="utf-8") as fh:
+        for i in range(n_eval):
+            history, shown = impression(int(rng.integers(0, n_users)))
+            fh.write(f"{100000 + i}\t{' '.join(history)}\t{' '.join(shown)}\n")
+    (out / "news_supplement.tsv").write_text("", encoding="utf-8")
+    (out / "README.md").write_text(
+        f"SYNTHETIC data in the MIND layout, made by edgerec.trainer.synthetic (seed {seed}).\n"
+        "Not real click logs.\n",
+        encoding="utf-8",
+    )
     return out

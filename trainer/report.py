@@ -1,0 +1,89 @@
+"""The evaluation report: every model and baseline scored on the same impressions.
+
+``report.json`` is a contract other parts script against::
+
+    {"eval_file": ..., "n_impressions": ...,
+     "models": {"<name>": {"auc": x, "auc_ci": [lo, hi], "mrr": x, "mrr_ci": [lo, hi],
+                           "ndcg@5": x, "ndcg@5_ci": [...], "ndcg@10": x, "ndcg@10_ci": [...]}}}
+
+``report.md`` is the same table for people.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .metrics import METRICS, evaluate
+from .mind import Impression
+
+__all__ = ["score_impressions", "write_report"]
+
+Scorer = Callable[[Sequence[str], Sequence[str]], np.ndarray]
+
+
+def score_impressions(
+    impressions: Sequence[Impression], scorer: Scorer, *, n_bootstrap: int = 1000, seed: int = 0
+) -> dict[str, Any]:
+    """Score every impression with ``scorer`` and summarize the metrics (with 95% CIs)."""
+    labels = [np.asarray(imp.labels, dtype=np.float64) for imp in impressions]
+    scores = [
+        np.asarray(scorer(imp.history, imp.candidates), dtype=np.float64) for imp in impressions
+    ]
+    summary = evaluate(labels, scores, n_bootstrap=n_bootstrap, seed=seed)
+    row: dict[str, Any] = {}
+    for name in METRICS:
+        s = summary[name]
+        row[name] = round(s.mean, 4)
+        row[f"{name}_ci"] = [round(s.low, 4), round(s.high, 4)]
+    return row
+
+
+def write_report(
+    out_dir: Path,
+    *,
+    eval_file: str,
+    n_impressions: int,
+    models: dict[str, dict[str, Any]],
+    notes: Sequence[str] = (),
+) -> Path:
+    """Write ``report.json`` and ``report.md`` into ``out_dir``; returns the JSON path.
+
+    Writes go to a temporary name first and are renamed into place, so a crash never
+    leaves a half-written report behind.
+    """
+    out_dir.mkdir(parents=True, exist_ok=True)
+    report = {
+        "eval_file": eval_file,
+        "n_impressions": n_impressions,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "notes": list(notes),
+        "models": models,
+    }
+    lines = [
+        f"Evaluated on `{eval_file}` ({n_impressions} impressions); "
+        "mean per impression [bootstrap 95% interval].",
+        "",
+        "| model | AUC | MRR | nDCG@5 | nDCG@10 |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for name, row in sorted(models.items(), key=lambda kv: -kv[1]["auc"]):
+        cells = [
+            f"{row[m]:.3f} [{row[m + '_ci'][0]:.3f}, {row[m + '_ci'][1]:.3f}]"
+            for m in ("auc", "mrr", "ndcg@5", "ndcg@10")
+        ]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines += [""] + [f"- {n}" for n in notes]
+    for name, text in (
+        ("report.json", json.dumps(report, indent=2) + "\n"),
+        ("report.md", "\n".join(lines) + "\n"),
+    ):
+        tmp = out_dir / f".{name}.tmp"
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(out_dir / name)
+    return out_dir / "report.json"

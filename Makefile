@@ -16,10 +16,11 @@ $(VENV)/.sdk: $(BIN)/python $(SOURCES)
 	$(BIN)/pip install --no-build-isolation .
 	touch $@
 
-# SDK + trainer + dev tools, for the tests. Not editable: the tests run against the
-# installed package, the compiled extension included, as a user would get it.
+# SDK + trainer (with the text-embedding extra) + dev tools, for the tests. Not editable:
+# the tests run against the installed package, compiled extension included, as a user
+# would get it.
 $(VENV)/.dev: $(BIN)/python $(SOURCES)
-	$(BIN)/pip install --no-build-isolation ".[trainer,dev]"
+	$(BIN)/pip install --no-build-isolation ".[trainer,embed,dev]"
 	touch $@ $(VENV)/.sdk
 
 demo: $(VENV)/.sdk

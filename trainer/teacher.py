@@ -1,0 +1,205 @@
+"""The teacher: a content-based neural ranker (server side, any size).
+
+Article encoder: hashed-id embeddings (the SDK's FeatureSpec, one table shared by every
+field) for title tokens pooled by additive attention, category, subcategory and entities,
+plus, optionally, the frozen MiniLM sentence vector of the article, mixed by a dense layer.
+User encoder: multi-head self-attention over the last L clicked articles, then additive
+attention pooling. Score: dot product of user and candidate vectors. Trained with softmax
+cross-entropy over one positive and K negatives, AdamW, linear warm-up then cosine decay,
+early stopping on held-out users.
+
+Every article is encoded once per step from the whole article table (about 8k rows for the
+MIND subset), then gathered: cheaper than encoding each history slot of each example.
+
+Uses tf-keras (TF_USE_LEGACY_KERAS=1), the Keras whose LSTM converts to TFLite (DESIGN.md
+section 3), so teacher and student share one Keras.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np
+import numpy.typing as npt
+import tensorflow as tf
+
+from edgerec import FeatureSpec
+
+from .config import TeacherConfig
+from .examples import Examples
+
+keras = tf.keras
+_Layer: Any = keras.layers.Layer
+_Model: Any = keras.Model
+tf.get_logger().setLevel("ERROR")  # subclassed-model get_config warnings on save_weights
+
+__all__ = ["Teacher", "train_teacher"]
+
+
+class AdditiveAttention(_Layer):  # type: ignore[misc]
+    """Attention pooling: (B, T, D) with a (B, T) mask -> (B, D)."""
+
+    def __init__(self, hidden: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.proj = keras.layers.Dense(hidden, activation="tanh")
+        self.query = keras.layers.Dense(1, use_bias=False)
+
+    def call(self, x: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
+        logits = tf.squeeze(self.query(self.proj(x)), -1)  # (B, T)
+        logits = tf.where(mask, logits, tf.fill(tf.shape(logits), -1e9))
+        weights = tf.nn.softmax(logits, axis=-1)  # (B, T)
+        weights = weights * tf.cast(tf.reduce_any(mask, -1, keepdims=True), weights.dtype)
+        return tf.einsum("bt,btd->bd", weights, x)
+
+
+class Teacher(_Model):  # type: ignore[misc]
+    """Scores candidates for a history. Inputs: ``history`` (B, L) and ``candidates``
+    (B, C) indices into the article table (0 = padding). Output: (B, C) scores."""
+
+    def __init__(
+        self,
+        features: npt.NDArray[np.int32],
+        vectors: npt.NDArray[np.float32] | None,
+        spec: FeatureSpec,
+        cfg: TeacherConfig,
+    ) -> None:
+        super().__init__()
+        cols = spec.columns
+        self.title = tf.constant(features[:, cols["title"]])  # (A, T)
+        self.categorical = tf.constant(
+            np.concatenate([features[:, cols[n]] for n in ("category", "subcategory")], 1)
+        )  # (A, 2)
+        self.entities = tf.constant(features[:, cols["entities"]])  # (A, E)
+        self.vectors = None if vectors is None else tf.constant(vectors)  # (A, 384)
+        self.embed = keras.layers.Embedding(spec.n_buckets, cfg.dim)
+        self.title_pool = AdditiveAttention(cfg.dim)
+        self.project = keras.layers.Dense(cfg.dim)
+        self.mix = keras.layers.Dense(cfg.dim, activation="gelu")
+        self.article_norm = keras.layers.LayerNormalization()
+        self.drop = keras.layers.Dropout(cfg.dropout)
+        self.self_attention = keras.layers.MultiHeadAttention(
+            cfg.heads, cfg.dim // cfg.heads, dropout=cfg.dropout
+        )
+        self.user_norm = keras.layers.LayerNormalization()
+        self.user_pool = AdditiveAttention(cfg.dim)
+
+    def encode_articles(self, training: bool = False) -> tf.Tensor:
+        """Every article of the table as a (A, D) matrix (row 0, padding, included)."""
+        title = self.drop(self.embed(self.title), training=training)  # (A, T, D)
+        parts = [self.title_pool(title, self.title > 0)]  # (A, D)
+        cat = self.embed(self.categorical)  # (A, 2, D)
+        parts += [cat[:, 0], cat[:, 1]]
+        ent_mask = tf.cast(self.entities > 0, tf.float32)[..., None]  # (A, E, 1)
+        ents = tf.reduce_sum(self.embed(self.entities) * ent_mask, 1)
+        parts.append(ents / tf.maximum(tf.reduce_sum(ent_mask, 1), 1.0))  # (A, D)
+        if self.vectors is not None:
+            parts.append(self.project(self.vectors))  # (A, D)
+        mixed = self.mix(self.drop(tf.concat(parts, -1), training=training))
+        return self.article_norm(mixed)  # (A, D)
+
+    def encode_users(
+        self, articles: tf.Tensor, history: tf.Tensor, training: bool = False
+    ) -> tf.Tensor:
+        hist = tf.gather(articles, history)  # (B, L, D)
+        mask = history > 0  # (B, L)
+        pair_mask = tf.logical_and(mask[:, :, None], mask[:, None, :])  # (B, L, L)
+        attended = self.self_attention(hist, hist, attention_mask=pair_mask, training=training)
+        hist = self.user_norm(hist + attended)
+        return self.user_pool(hist, mask)  # (B, D)
+
+    def call(self, inputs: dict[str, tf.Tensor], training: bool = False) -> tf.Tensor:
+        articles = self.encode_articles(training)  # (A, D)
+        user = self.encode_users(articles, inputs["history"], training)  # (B, D)
+        cands = tf.gather(articles, inputs["candidates"])  # (B, C, D)
+        return tf.einsum("bd,bcd->bc", user, cands)  # (B, C)
+
+
+def _dataset(ex: Examples, batch: int, shuffle: bool, seed: int) -> tf.data.Dataset:
+    data = tf.data.Dataset.from_tensor_slices(
+        ({"history": ex.history, "candidates": ex.candidates}, np.zeros(len(ex), dtype=np.int32))
+    )  # the positive is always candidate 0
+    if shuffle:
+        data = data.shuffle(min(len(ex), 100_000), seed=seed, reshuffle_each_iteration=True)
+    return data.batch(batch).prefetch(tf.data.AUTOTUNE)
+
+
+def train_teacher(
+    train: Examples,
+    validation: Examples,
+    features: npt.NDArray[np.int32],
+    vectors: npt.NDArray[np.float32] | None,
+    *,
+    spec: FeatureSpec,
+    cfg: TeacherConfig,
+    seed: int,
+    out_dir: Path | None = None,
+) -> Teacher:
+    """Train a teacher; with ``out_dir``, save its weights next to the config that made it."""
+    tf.keras.utils.set_random_seed(seed)
+    model = Teacher(features, vectors, spec, cfg)
+    steps = max(1, -(-len(train) // cfg.batch_size)) * cfg.epochs
+    warmup = max(1, int(steps * cfg.warmup_fraction))
+    schedule = keras.optimizers.schedules.CosineDecay(
+        0.0,
+        decay_steps=max(1, steps - warmup),
+        warmup_target=cfg.learning_rate,
+        warmup_steps=warmup,
+    )
+    model.compile(
+        optimizer=keras.optimizers.AdamW(learning_rate=schedule, weight_decay=cfg.weight_decay),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=[keras.metrics.SparseCategoricalAccuracy(name="top1")],
+    )
+    callbacks = [
+        keras.callbacks.EarlyStopping(
+            monitor="val_loss", patience=cfg.patience, restore_best_weights=True
+        )
+    ]
+    model.fit(
+        _dataset(train, cfg.batch_size, True, seed),
+        validation_data=_dataset(validation, cfg.batch_size, False, seed),
+        epochs=cfg.epochs,
+        callbacks=callbacks,
+        verbose=1 if sys.stderr.isatty() else 2,
+    )
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        model.save_weights(str(out_dir / "teacher.weights.h5"))
+        (out_dir / "config.json").write_text(
+            json.dumps(
+                {
+                    "teacher": asdict(cfg),
+                    "seed": seed,
+                    "spec": spec.to_dict(),
+                    "minilm": vectors is not None,
+                },
+                indent=2,
+            )
+            + "\n"
+        )
+    return model
+
+
+def score(
+    model: Teacher,
+    history: npt.NDArray[np.int32],
+    candidates: npt.NDArray[np.int32],
+    batch: int = 512,
+) -> npt.NDArray[np.float32]:
+    """(N, C) scores for padded candidate lists (callers ignore the padded columns)."""
+    articles = model.encode_articles(training=False)
+    out = []
+    for start in range(0, len(history), batch):
+        h = tf.constant(history[start : start + batch])
+        c = tf.constant(candidates[start : start + batch])
+        user = model.encode_users(articles, h, training=False)
+        out.append(tf.einsum("bd,bcd->bc", user, tf.gather(articles, c)).numpy())
+    return np.concatenate(out) if out else np.zeros((0, candidates.shape[1]), np.float32)

@@ -101,6 +101,7 @@ def test_evaluate_on_synthetic_layout(tmp_path: Path, capsys: pytest.CaptureFixt
     # The synthetic readers prefer categories: category affinity must find that signal.
     assert models["category"]["auc_ci"][0] > models["random"]["auc_ci"][1]
     assert "| category |" in (out / "report.md").read_text()
+    assert (out / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "coverage eval" in capsys.readouterr().err
 
 

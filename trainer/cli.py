@@ -265,17 +265,27 @@ class _Lookup:
         return self._scores[next(self._keys)]
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="edgerec-train", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    ev = sub.add_parser("evaluate", help="score the baselines on the evaluation impressions")
-    ev.add_argument(
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
         "--data",
         type=Path,
         default=DEFAULT_DATA,
         help=f"folder in the MIND layout (default {DEFAULT_DATA})",
     )
-    ev.add_argument("--out", type=Path, required=True, help="output folder for report.*")
+    parser.add_argument("--out", type=Path, required=True, help="output folder for report.*")
+    parser.add_argument(
+        "--cache",
+        type=Path,
+        default=DEFAULT_CACHE,
+        help=f"where article embeddings are cached (default {DEFAULT_CACHE})",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="edgerec-train", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    ev = sub.add_parser("evaluate", help="score the baselines on the evaluation impressions")
+    _common(ev)
     ev.add_argument(
         "--baselines",
         nargs="+",
@@ -283,16 +293,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="default: all (minilm only when the [embed] extra is installed)",
     )
-    ev.add_argument(
-        "--cache",
-        type=Path,
-        default=DEFAULT_CACHE,
-        help=f"where article embeddings are cached (default {DEFAULT_CACHE})",
-    )
     ev.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples")
     ev.add_argument("--seed", type=int, default=0)
     ev.set_defaults(func=cmd_evaluate)
     pl = sub.add_parser("pipeline", help="baselines, then the teacher, in one report")
+    _common(pl)
     pl.add_argument(
         "--config",
         default="default",
@@ -304,19 +309,6 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="KEY=VALUE",
         help="override a config value, e.g. --set teacher.epochs=3",
-    )
-    pl.add_argument(
-        "--data",
-        type=Path,
-        default=DEFAULT_DATA,
-        help=f"folder in the MIND layout (default {DEFAULT_DATA})",
-    )
-    pl.add_argument("--out", type=Path, required=True, help="output folder")
-    pl.add_argument(
-        "--cache",
-        type=Path,
-        default=DEFAULT_CACHE,
-        help=f"where article embeddings are cached (default {DEFAULT_CACHE})",
     )
     pl.set_defaults(func=cmd_pipeline)
     return parser

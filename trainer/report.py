@@ -6,7 +6,8 @@
      "models": {"<name>": {"auc": x, "auc_ci": [lo, hi], "mrr": x, "mrr_ci": [lo, hi],
                            "ndcg@5": x, "ndcg@5_ci": [...], "ndcg@10": x, "ndcg@10_ci": [...]}}}
 
-``report.md`` is the same table for people.
+``report.md`` is the same table for people, and ``report.png`` plots each model's AUC and
+nDCG@10 with their intervals.
 """
 
 from __future__ import annotations
@@ -86,4 +87,29 @@ def write_report(
         tmp = out_dir / f".{name}.tmp"
         tmp.write_text(text, encoding="utf-8")
         tmp.replace(out_dir / name)
+    _plot(out_dir, models, f"{Path(eval_file).name}, {n_impressions} impressions")
     return out_dir / "report.json"
+
+
+def _plot(out_dir: Path, models: dict[str, dict[str, Any]], title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only, no display
+    import matplotlib.pyplot as plt
+
+    names = sorted(models, key=lambda n: models[n]["auc"])
+    fig, axes = plt.subplots(1, 2, figsize=(10, 0.45 * len(names) + 1.5), sharey=True)
+    for ax, metric in zip(axes, ("auc", "ndcg@10"), strict=True):
+        means = [models[n][metric] for n in names]
+        lows = [m - models[n][f"{metric}_ci"][0] for n, m in zip(names, means, strict=True)]
+        highs = [models[n][f"{metric}_ci"][1] - m for n, m in zip(names, means, strict=True)]
+        ax.errorbar(means, range(len(names)), xerr=[lows, highs], fmt="o", capsize=3)
+        ax.set_yticks(range(len(names)), names)
+        ax.set_xlabel(f"{metric.upper()} (mean, 95% bootstrap interval)")
+        ax.grid(axis="x", alpha=0.3)
+    fig.suptitle(title)
+    fig.tight_layout()
+    tmp = out_dir / ".report.png.tmp"
+    fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)
+    tmp.replace(out_dir / "report.png")

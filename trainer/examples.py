@@ -4,8 +4,11 @@ Article index 0 is padding; every article with metadata gets an index >= 1. Two 
 example, both "one positive + K negatives, given the history before it":
 
 * next-click: in a user's history (oldest first), each known item after the first is a
-  positive for the known items before it; negatives are sampled uniformly from all known
-  articles;
+  positive for the known items before it; negatives are sampled uniformly from the articles
+  that occur in training histories. Sampling from *all* known articles was measured to
+  fail: the table also holds the evaluation period's fresh articles, which never appear as
+  positives, so the model learned "is this an article of the training period" (validation
+  top-1 0.84, evaluation AUC 0.505) instead of matching readers to content;
 * impression: a clicked, known candidate of a training impression; negatives are that
   impression's shown-but-not-clicked known candidates (real negatives), sampled with
   replacement when there are fewer than K.
@@ -84,7 +87,6 @@ def build_examples(
     """(train, validation) examples; validation holds whole users (split by a hash of the
     user id), so early stopping measures unseen readers."""
     rng = np.random.default_rng(seed)
-    n_articles = len(table)
     rows: dict[bool, tuple[list[IntArray], list[list[int]], list[int]]] = {
         False: ([], [], []),
         True: ([], [], []),
@@ -102,10 +104,16 @@ def build_examples(
         cands.append([positive, *negs])
         kinds.append(kind)
 
-    for user, imp in longest.items():
-        known = [table.index[h] for h in imp.history if h in table.index]
+    histories = {
+        user: [table.index[h] for h in imp.history if h in table.index]
+        for user, imp in longest.items()
+    }
+    pool = np.unique(
+        np.fromiter((i for known in histories.values() for i in known), dtype=np.int64)
+    )  # articles seen as positives
+    for user, known in histories.items():
         for t in range(1, len(known)):
-            negs = rng.integers(1, n_articles, size=negatives).tolist()
+            negs = pool[rng.integers(0, len(pool), size=negatives)].tolist()
             add(user, known[:t], known[t], negs, 0)
     for imp in impressions:
         user = imp.user or str(imp.impression_id)

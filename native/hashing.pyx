@@ -8,13 +8,14 @@ only loops. Everything that validates or writes a message lives in Python
 (``edgerec._values``): values off the fast path are handed to a Python callback, which
 either returns what the hash must see or raises the precise error.
 
-Each batch call runs in two phases:
+Each batch call works in chunks (256 articles, 2048 strings), each in two phases:
 
 1. with the GIL: walk the Python objects and collect, per (row, field), a pointer to the
-   bytes the hash must see (ASCII ``str`` data is used in place; anything else comes back
-   from the Python callback as ``bytes``, kept alive in a list);
-2. without the GIL: tokenize and hash straight into the int32 output buffer. No Python
-   object is created per token.
+   bytes the hash must see (ASCII ``str`` data is used in place and its object is held
+   until hashed; anything else comes back from the Python callback as ``bytes``, kept
+   alive in a list);
+2. without the GIL: tokenize and hash straight into the int32 output buffer, while the
+   chunk's data is still in cache. No Python object is created per token.
 """
 
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t
@@ -42,7 +43,6 @@ cdef extern from "Python.h":
     bint PyTuple_CheckExact(object o)
     bint PyLong_CheckExact(object o)
     bint PyFloat_CheckExact(object o)
-    bint PyBytes_CheckExact(object o)
     # A pure table lookup in CPython's Unicode database: safe without the GIL.
     bint Py_UNICODE_ISALNUM(Py_UCS4 ch) nogil
 

@@ -18,8 +18,9 @@ from typing import Any
 import numpy as np
 
 from .baselines import Baseline, CategoryAffinity, Popularity, RandomScores, TfidfCosine
+from .embeddings import DIM, EmbeddingsUnavailable, MiniLMCosine, encode_articles
 from .mind import Impression, ReadReport, coverage, iter_impressions, read_news
-from .report import score_impressions, write_report
+from .report import score_impressions, summarize, write_report
 
 __all__ = ["main"]
 
@@ -86,8 +87,6 @@ def _embeddings_installed() -> bool:
 
 
 def _minilm(articles: dict[str, dict[str, object]], cache: Path) -> Baseline:
-    from .embeddings import EmbeddingsUnavailable, MiniLMCosine, encode_articles
-
     try:
         return MiniLMCosine(encode_articles(articles, cache / "minilm-vectors.npz"))
     except EmbeddingsUnavailable as exc:
@@ -122,13 +121,19 @@ def _baseline_rows(
     bootstrap: int,
     seed: int,
     minilm: bool = True,
+    minilm_vectors: dict[str, np.ndarray] | None = None,
 ) -> dict[str, Any]:
+    """Score the chosen baselines; ``minilm_vectors``, when given, spares a second encode."""
     builders: dict[str, Callable[[], Baseline]] = {
         "random": lambda: RandomScores(seed=seed),
         "popularity": lambda: Popularity(train),
         "category": lambda: CategoryAffinity(articles),
         "tfidf": lambda: TfidfCosine(articles),
-        "minilm": lambda: _minilm(articles, args.cache),
+        "minilm": lambda: (
+            _minilm(articles, args.cache)
+            if minilm_vectors is None
+            else MiniLMCosine(minilm_vectors)
+        ),
     }
     chosen = names or list(BASELINES)
     if names is None and not minilm:
@@ -163,6 +168,13 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
     tc = cfg.teacher
     _log(f"config {cfg.name}: {tc}")
     articles, train, evaluation, eval_path = _load(args.data)
+    spec = FeatureSpec.default()
+    table = ArticleTable.build(articles)
+    features = np.zeros((len(table), spec.width), dtype=np.int32)  # (A, F), row 0 padding
+    features[1:] = featurize([articles[i] for i in table.ids[1:]], spec)
+    by_id = None  # MiniLM vectors, encoded once for the baseline and the teacher
+    if cfg.minilm and _embeddings_installed():
+        by_id = encode_articles(articles, args.cache / "minilm-vectors.npz")
     models = _baseline_rows(
         args,
         articles,
@@ -172,17 +184,10 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
         bootstrap=cfg.bootstrap,
         seed=cfg.seed,
         minilm=cfg.minilm,
+        minilm_vectors=by_id,
     )
-
-    spec = FeatureSpec.default()
-    table = ArticleTable.build(articles)
-    features = np.zeros((len(table), spec.width), dtype=np.int32)  # (A, F), row 0 padding
-    features[1:] = featurize([articles[i] for i in table.ids[1:]], spec)
     vectors = None
-    if cfg.minilm and tc.use_minilm and _embeddings_installed():
-        from .embeddings import DIM, encode_articles
-
-        by_id = encode_articles(articles, args.cache / "minilm-vectors.npz")
+    if by_id is not None and tc.use_minilm:
         vectors = np.zeros((len(table), DIM), dtype=np.float32)  # (A, 384)
         vectors[1:] = np.stack([by_id[i] for i in table.ids[1:]])
     elif cfg.minilm and tc.use_minilm:
@@ -232,12 +237,12 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
             seed=cfg.seed,
             out_dir=args.out / name,
         )
-        scores = score(model, hist, cands)
-        lookup = {
-            imp.impression_id: scores[i, : len(imp.candidates)] for i, imp in enumerate(evaluation)
-        }
-        models[name] = score_impressions(
-            evaluation, _Lookup(evaluation, lookup), n_bootstrap=cfg.bootstrap, seed=cfg.seed
+        scores = score(model, hist, cands)  # (N, Cmax): drop each row's padded columns
+        models[name] = summarize(
+            evaluation,
+            [scores[i, : len(imp.candidates)] for i, imp in enumerate(evaluation)],
+            n_bootstrap=cfg.bootstrap,
+            seed=cfg.seed,
         )
         _log(
             f"{name}: AUC {models[name]['auc']:.3f} {models[name]['auc_ci']} "
@@ -252,17 +257,6 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
     )
     _log(f"wrote {path} and {path.with_suffix('.md')}")
     return 0
-
-
-class _Lookup:
-    """Precomputed scores served through the scorer interface, impression by impression."""
-
-    def __init__(self, evaluation: list[Impression], scores: dict[int, np.ndarray]) -> None:
-        self._keys = iter([imp.impression_id for imp in evaluation])
-        self._scores = scores
-
-    def __call__(self, history: Sequence[str], candidates: Sequence[str]) -> np.ndarray:
-        return self._scores[next(self._keys)]
 
 
 def _common(parser: argparse.ArgumentParser) -> None:

@@ -23,7 +23,7 @@ import numpy as np
 from .metrics import METRICS, evaluate
 from .mind import Impression
 
-__all__ = ["score_impressions", "write_report"]
+__all__ = ["score_impressions", "summarize", "write_report"]
 
 Scorer = Callable[[Sequence[str], Sequence[str]], np.ndarray]
 
@@ -32,11 +32,21 @@ def score_impressions(
     impressions: Sequence[Impression], scorer: Scorer, *, n_bootstrap: int = 1000, seed: int = 0
 ) -> dict[str, Any]:
     """Score every impression with ``scorer`` and summarize the metrics (with 95% CIs)."""
+    scores = [scorer(imp.history, imp.candidates) for imp in impressions]
+    return summarize(impressions, scores, n_bootstrap=n_bootstrap, seed=seed)
+
+
+def summarize(
+    impressions: Sequence[Impression],
+    scores: Sequence[np.ndarray],
+    *,
+    n_bootstrap: int = 1000,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """One report row from per-impression scores (aligned with ``impressions``)."""
     labels = [np.asarray(imp.labels, dtype=np.float64) for imp in impressions]
-    scores = [
-        np.asarray(scorer(imp.history, imp.candidates), dtype=np.float64) for imp in impressions
-    ]
-    summary = evaluate(labels, scores, n_bootstrap=n_bootstrap, seed=seed)
+    floats = [np.asarray(s, dtype=np.float64) for s in scores]
+    summary = evaluate(labels, floats, n_bootstrap=n_bootstrap, seed=seed)
     row: dict[str, Any] = {}
     for name in METRICS:
         s = summary[name]

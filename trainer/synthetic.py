@@ -9,13 +9,20 @@ Pure numpy: importable without TensorFlow.
 
 from __future__ import annotations
 
+import csv
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
 
-__all__ = ["SYNTHETIC_ID_PREFIX", "synthetic_articles", "write_mind_layout"]
+__all__ = [
+    "SYNTHETIC_ID_PREFIX",
+    "synthetic_articles",
+    "write_interactions_layout",
+    "write_mind_layout",
+]
 
 SYNTHETIC_ID_PREFIX: Final = "SYN-"
 
@@ -280,6 +287,115 @@ def write_mind_layout(
     (out / "news_supplement.tsv").write_text("", encoding="utf-8")
     (out / "README.md").write_text(
         f"SYNTHETIC data in the MIND layout, made by edgerec.trainer.synthetic (seed {seed}).\n"
+        "Not real click logs.\n",
+        encoding="utf-8",
+    )
+    return out
+
+
+def _iso(seconds: int) -> str:
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def write_interactions_layout(
+    out_dir: str | Path,
+    *,
+    n_articles: int = 600,
+    n_users: int = 150,
+    n_impressions: int = 1500,
+    seed: int = 0,
+) -> Path:
+    """Write a SYNTHETIC data set in the generic interactions format that
+    :mod:`edgerec.trainer.interactions` reads: ``articles.csv`` (every optional column
+    filled), ``interactions.csv`` (``user``, ``article``, ``timestamp`` in ISO 8601 UTC,
+    ``label``) and a README saying it is synthetic.
+
+    Same planted signal as :func:`write_mind_layout`: each reader prefers one or two
+    categories and clicks mostly within them. Impressions are 4-14 distinct articles with
+    one click (sometimes two), at strictly increasing timestamps a few minutes apart (one
+    impression per timestamp), so the log is time-ordered and free of repeats.
+    Deterministic for a seed. Returns ``out_dir``.
+
+    Raises:
+        ValueError: a count is negative, or ``n_impressions > 0`` with fewer than 15
+            articles or no users.
+    """
+    if min(n_articles, n_users, n_impressions) < 0:
+        raise ValueError("counts must be >= 0")
+    if n_impressions and (n_articles < 15 or n_users < 1):
+        raise ValueError("impressions need at least 15 articles and one user")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng([seed, 1])  # not write_mind_layout's stream
+    articles = synthetic_articles(n_articles, seed=seed)
+    by_category: dict[str, list[str]] = {}
+    for a in articles:
+        by_category.setdefault(a["category"], []).append(a["id"])
+    categories = sorted(by_category)
+    all_ids = [a["id"] for a in articles]
+    users = [
+        [
+            categories[int(i)]
+            for i in rng.choice(len(categories), int(rng.integers(1, 3)), replace=False)
+        ]
+        for _ in range(n_users)
+    ]
+
+    def pick(prefs: list[str], p_pref: float) -> str:
+        pool = by_category[prefs[int(rng.integers(0, len(prefs)))]]
+        if rng.random() >= p_pref:
+            pool = all_ids
+        return pool[int(rng.integers(0, len(pool)))]
+
+    with open(out / "articles.csv", "w", encoding="utf-8", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(
+            [
+                "id",
+                "title",
+                "abstract",
+                "category",
+                "subcategory",
+                "source",
+                "published_at",
+                "entities",
+            ]
+        )
+        for a in articles:
+            writer.writerow(
+                [
+                    a["id"],
+                    a["title"],
+                    a["abstract"],
+                    a["category"],
+                    a["subcategory"],
+                    a["source"],
+                    _iso(a["published_at"]),
+                    " ".join(a["entities"]),
+                ]
+            )
+    with open(out / "interactions.csv", "w", encoding="utf-8", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["user", "article", "timestamp", "label"])
+        when = _T0 + 86400
+        for _ in range(n_impressions):
+            when += int(rng.integers(60, 600))
+            u = int(rng.integers(0, n_users))
+            clicked = {pick(users[u], 0.9)}
+            if rng.random() < 0.2:
+                clicked.add(pick(users[u], 0.9))
+            shown = [
+                all_ids[int(i)]
+                for i in rng.choice(len(all_ids), int(rng.integers(4, 15)), replace=False)
+                if all_ids[int(i)] not in clicked
+            ]
+            for c in sorted(clicked):
+                shown.insert(int(rng.integers(0, len(shown) + 1)), c)
+            for s in shown:
+                writer.writerow([f"{SYNTHETIC_ID_PREFIX}U{u}", s, _iso(when), int(s in clicked)])
+    (out / "README.md").write_text(
+        "SYNTHETIC data in the generic interactions format (articles.csv, interactions.csv),\n"
+        f"made by edgerec.trainer.synthetic.write_interactions_layout (seed {seed}).\n"
         "Not real click logs.\n",
         encoding="utf-8",
     )

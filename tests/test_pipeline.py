@@ -55,3 +55,28 @@ def test_pipeline_config_errors_are_one_line(
     assert capsys.readouterr().err.strip() == (
         "edgerec-train: error: unknown config key 'teacher.dims'"
     )
+
+
+def test_tiny_pipeline_on_the_generic_interactions_layout(tmp_path: Path) -> None:
+    from edgerec.trainer.synthetic import write_interactions_layout
+
+    data = write_interactions_layout(tmp_path / "data", seed=2)
+    out = tmp_path / "out"
+    args = ["pipeline", "--config", "tiny", "--data", str(data), "--out", str(out)]
+    assert cli.main([*args, "--cache", str(tmp_path / "cache"), "--eval-fraction", "0.2"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert "interactions.csv" in report["eval_file"]
+    assert 0 < report["n_impressions"] < 1500 * 0.3  # only the last fifth of the log
+    models = report["models"]
+    assert models["teacher"]["auc_ci"][0] > models["random"]["auc_ci"][1]
+
+
+def test_a_folder_in_neither_layout_is_one_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "data").mkdir()
+    args = ["evaluate", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "out")]
+    assert cli.main(args) == 1
+    err = capsys.readouterr().err.strip()
+    assert "neither the MIND layout" in err and "interactions.csv" in err
+    assert len(err.splitlines()) == 1

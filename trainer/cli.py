@@ -11,7 +11,8 @@ import argparse
 import os
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,15 @@ import numpy as np
 
 from .baselines import Baseline, CategoryAffinity, Popularity, RandomScores, TfidfCosine
 from .embeddings import DIM, EmbeddingsUnavailable, MiniLMCosine, encode_articles
+from .interactions import (
+    ARTICLES_FILE,
+    INTERACTIONS_FILE,
+    InteractionsFormatError,
+    find_table,
+    iter_interaction_impressions,
+    read_articles,
+    time_span,
+)
 from .mind import Impression, ReadReport, coverage, iter_impressions, read_news
 from .report import score_impressions, summarize, write_report
 
@@ -37,44 +47,103 @@ def _log(msg: str) -> None:
     print(f"[edgerec-train] {msg}", file=sys.stderr, flush=True)
 
 
-def _paths(data: Path) -> dict[str, Path]:
+@dataclass(frozen=True)
+class Data:
+    """A loaded data folder: articles, a re-openable training log, evaluation impressions."""
+
+    articles: dict[str, dict[str, Any]]
+    train: Callable[[], Iterator[Impression]]  # re-opens the log: nothing held as lists
+    evaluation: list[Impression]
+    eval_file: str
+
+
+def _mind_paths(data: Path) -> dict[str, Path]:
     paths = {
         "news": data / "MINDsmall_train_subset" / "news.tsv",
         "supplement": data / "news_supplement.tsv",
         "train": data / "MINDsmall_train_subset" / "behaviors.tsv",
         "eval": data / "MINDsmall_dev_sampled_impressions.tsv",
     }
-    if not data.is_dir():
-        raise CliError(f"data folder not found: {data}")
     for key in ("news", "train", "eval"):
         if not paths[key].is_file():
-            raise CliError(f"expected the MIND layout; missing {paths[key]}")
+            raise CliError(
+                f"{data} is neither the MIND layout (missing {paths[key].relative_to(data)}) "
+                f"nor the generic one ({ARTICLES_FILE} + {INTERACTIONS_FILE}, or .parquet)"
+            )
     return paths
 
 
-def _load(
-    data: Path,
-) -> tuple[dict[str, dict[str, object]], list[Impression], list[Impression], Path]:
-    paths = _paths(data)
+def _load_mind(data: Path) -> Data:
+    paths = _mind_paths(data)
     news_files = [paths["news"]] + ([paths["supplement"]] if paths["supplement"].is_file() else [])
     news_report = ReadReport("news")
     articles = read_news(news_files, news_report)
     _log(news_report.summary())
     train_report = ReadReport(paths["train"].name)
-    train = list(iter_impressions(paths["train"], train_report))
+    for _ in iter_impressions(paths["train"], train_report):  # a counting pass, for the summary
+        pass
     _log(train_report.summary())
     eval_report = ReadReport(paths["eval"].name)
     evaluation = list(iter_impressions(paths["eval"], eval_report))
     _log(eval_report.summary())
-    if not articles or not train or not evaluation:
+    return Data(articles, lambda: iter_impressions(paths["train"]), evaluation, str(paths["eval"]))
+
+
+def _load_generic(data: Path, eval_fraction: float) -> Data:
+    """The generic layout; the last ``eval_fraction`` of the log's time span is evaluated
+    (histories still include every earlier click; no later row reaches training)."""
+    try:
+        articles_report = ReadReport(ARTICLES_FILE)
+        articles = read_articles(data, articles_report)
+        _log(articles_report.summary())
+        log = find_table(data, INTERACTIONS_FILE)
+        assert log is not None  # _load checked
+        span_report = ReadReport(INTERACTIONS_FILE)
+        first, last = time_span(log, span_report)
+        _log(span_report.summary())
+        cutoff = first + (last - first) * (1 - eval_fraction)
+        evaluation = []
+        for imp in iter_interaction_impressions(log, since=cutoff):
+            known = [
+                (c, y) for c, y in zip(imp.candidates, imp.labels, strict=True) if c in articles
+            ]  # candidates without metadata cannot be ranked
+            if known:
+                evaluation.append(
+                    replace(
+                        imp,
+                        candidates=tuple(c for c, _ in known),
+                        labels=tuple(y for _, y in known),
+                    )
+                )
+    except InteractionsFormatError as exc:
+        raise CliError(str(exc)) from None
+    _log(f"evaluation: {len(evaluation)} impressions from {cutoff:%Y-%m-%d %H:%M} UTC on")
+    return Data(
+        articles,
+        lambda: iter_interaction_impressions(log, until=cutoff),
+        evaluation,
+        f"{log} (impressions from {cutoff.isoformat()})",
+    )
+
+
+def _load(data: Path, eval_fraction: float = 0.1) -> Data:
+    """Either layout, cleaned, with its coverage report; one clear error when nothing
+    usable remains."""
+    if not data.is_dir():
+        raise CliError(f"data folder not found: {data}")
+    if find_table(data, INTERACTIONS_FILE) is not None:
+        loaded = _load_generic(data, eval_fraction)
+    else:
+        loaded = _load_mind(data)
+    if not loaded.articles or not loaded.evaluation or next(loaded.train(), None) is None:
         raise CliError("nothing usable left after cleaning (see the summaries above)")
-    for name, imps in (("train", train), ("eval", evaluation)):
-        cov = coverage(imps, articles)
+    for name, imps in (("train", loaded.train()), ("eval", iter(loaded.evaluation))):
+        cov = coverage(imps, loaded.articles)
         _log(
             f"coverage {name}: history {cov['history']:.1%}, candidates "
             f"{cov['candidates']:.1%}, clicked {cov['clicks']:.1%} have metadata"
         )
-    return articles, train, evaluation, paths["eval"]
+    return loaded
 
 
 def _embeddings_installed() -> bool:
@@ -94,18 +163,16 @@ def _minilm(articles: dict[str, dict[str, object]], cache: Path) -> Baseline:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    articles, train, evaluation, eval_path = _load(args.data)
+    data = _load(args.data, args.eval_fraction)
     models = _baseline_rows(
         args,
-        articles,
-        train,
-        evaluation,
+        data,
         names=args.baselines,
         bootstrap=args.bootstrap,
         seed=args.seed,
     )
     path = write_report(
-        args.out, eval_file=str(eval_path), n_impressions=len(evaluation), models=models
+        args.out, eval_file=data.eval_file, n_impressions=len(data.evaluation), models=models
     )
     _log(f"wrote {path} and {path.with_suffix('.md')}")
     return 0
@@ -113,9 +180,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def _baseline_rows(
     args: argparse.Namespace,
-    articles: dict[str, dict[str, object]],
-    train: list[Impression],
-    evaluation: list[Impression],
+    data: Data,
     *,
     names: list[str] | None,
     bootstrap: int,
@@ -124,9 +189,10 @@ def _baseline_rows(
     minilm_vectors: dict[str, np.ndarray] | None = None,
 ) -> dict[str, Any]:
     """Score the chosen baselines; ``minilm_vectors``, when given, spares a second encode."""
+    articles = data.articles
     builders: dict[str, Callable[[], Baseline]] = {
         "random": lambda: RandomScores(seed=seed),
-        "popularity": lambda: Popularity(train),
+        "popularity": lambda: Popularity(data.train()),
         "category": lambda: CategoryAffinity(articles),
         "tfidf": lambda: TfidfCosine(articles),
         "minilm": lambda: (
@@ -146,7 +212,7 @@ def _baseline_rows(
         start = time.perf_counter()
         baseline = builders[name]()
         models[name] = score_impressions(
-            evaluation, baseline.score, n_bootstrap=bootstrap, seed=seed
+            data.evaluation, baseline.score, n_bootstrap=bootstrap, seed=seed
         )
         _log(
             f"{name}: AUC {models[name]['auc']:.3f} {models[name]['auc_ci']} "
@@ -159,7 +225,7 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
     from edgerec import FeatureSpec, featurize
 
     from .config import ConfigError, load_config
-    from .examples import ArticleTable, build_examples, pad_history
+    from .examples import ArticleTable, ExampleStream, pad_history
 
     try:
         cfg = load_config(args.config, args.set)
@@ -167,7 +233,8 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from None
     tc = cfg.teacher
     _log(f"config {cfg.name}: {tc}")
-    articles, train, evaluation, eval_path = _load(args.data)
+    data = _load(args.data, args.eval_fraction)
+    articles, evaluation = data.articles, data.evaluation
     spec = FeatureSpec.default()
     table = ArticleTable.build(articles)
     features = np.zeros((len(table), spec.width), dtype=np.int32)  # (A, F), row 0 padding
@@ -177,9 +244,7 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
         by_id = encode_articles(articles, args.cache / "minilm-vectors.npz")
     models = _baseline_rows(
         args,
-        articles,
-        train,
-        evaluation,
+        data,
         names=None,
         bootstrap=cfg.bootstrap,
         seed=cfg.seed,
@@ -192,20 +257,21 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
         vectors[1:] = np.stack([by_id[i] for i in table.ids[1:]])
     elif cfg.minilm and tc.use_minilm:
         _log("teacher without MiniLM vectors: the [embed] extra is not installed")
-    train_ex, val_ex = build_examples(
-        train,
+    stream = ExampleStream(
+        data.train,
         table,
         history_len=tc.history_len,
         negatives=tc.negatives,
         validation_fraction=tc.validation_fraction,
         seed=cfg.seed,
-        max_examples=tc.max_examples,
     )
+    val_ex = stream.validation()
     _log(
-        f"examples: {len(train_ex)} train ({int((train_ex.kind == 1).sum())} from impressions), "
-        f"{len(val_ex)} validation (held-out users)"
+        f"examples: {stream.n_train} train, streamed (max_examples {tc.max_examples or 'all'}),"
+        f" {len(val_ex)} validation (held-out users, "
+        f"{int((val_ex.kind == 1).sum())} from impressions)"
     )
-    if len(train_ex) == 0 or len(val_ex) == 0:
+    if stream.n_train == 0 or len(val_ex) == 0:
         raise CliError("no training examples: the training logs have no known histories")
 
     width = max(len(imp.candidates) for imp in evaluation)
@@ -228,7 +294,7 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
         start = time.perf_counter()
         _log(f"training {name} ({'with' if vecs is not None else 'without'} MiniLM vectors)")
         model = train_teacher(
-            train_ex,
+            stream,
             val_ex,
             features,
             vecs,
@@ -250,7 +316,7 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
         )
     path = write_report(
         args.out,
-        eval_file=str(eval_path),
+        eval_file=data.eval_file,
         n_impressions=len(evaluation),
         models=models,
         notes=[f"config: {cfg.name}"],
@@ -267,6 +333,12 @@ def _common(parser: argparse.ArgumentParser) -> None:
         help=f"folder in the MIND layout (default {DEFAULT_DATA})",
     )
     parser.add_argument("--out", type=Path, required=True, help="output folder for report.*")
+    parser.add_argument(
+        "--eval-fraction",
+        type=float,
+        default=0.1,
+        help="generic layout only: the last share of the log's time span that is evaluated",
+    )
     parser.add_argument(
         "--cache",
         type=Path,

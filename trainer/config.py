@@ -29,6 +29,8 @@ class TeacherConfig:
     dim: int = 64  # article and user vector width
     heads: int = 4  # attention heads in the user encoder
     use_minilm: bool = True  # frozen pretrained article vectors as an extra input
+    zero_shot: bool = True  # with MiniLM: score = MiniLM cosine + gated learned residual
+    impression_weight: float = 1.0  # loss weight of impression examples (real negatives)
     batch_size: int = 512
     epochs: int = 8  # upper bound: early stopping usually ends sooner
     learning_rate: float = 2e-3  # peak, after linear warm-up; cosine decay to 0
@@ -37,7 +39,8 @@ class TeacherConfig:
     dropout: float = 0.2
     patience: int = 2  # epochs without validation improvement before stopping
     validation_fraction: float = 0.1  # share of training users held out for early stopping
-    max_examples: int = 0  # 0 = all; the tiny preset caps it
+    max_examples: int = 0  # training examples per epoch, 0 = all; the tiny preset caps it
+    shuffle_buffer: int = 50_000  # examples held in memory for shuffling (tf.data)
 
 
 @dataclass(frozen=True)

@@ -16,13 +16,20 @@ example, both "one positive + K negatives, given the history before it":
   replacement when there are fewer than K.
 
 Only training impressions are read here: nothing from the evaluation file can leak in.
+
+Streaming: :class:`ExampleStream` reads the training log through a factory that re-opens it,
+three passes (each user's longest history; click counts; examples), and holds per-user
+and per-article state only (one impression id per user, one count per article), never the
+log's rows. Training examples are yielded one at a time (``tf.data.Dataset.from_generator``
+batches and shuffles them in a bounded buffer); the validation part, held-out users, is
+packed into arrays, capped at ``max_validation`` examples.
 Pure numpy: importable without TensorFlow.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,7 +38,7 @@ import numpy.typing as npt
 
 from .mind import Impression
 
-__all__ = ["ArticleTable", "Examples", "build_examples", "pad_history"]
+__all__ = ["ArticleTable", "ExampleStream", "Examples", "pad_history"]
 
 IntArray = npt.NDArray[np.int32]
 
@@ -76,78 +83,132 @@ def _held_out(user: str, fraction: float) -> bool:
     return int.from_bytes(digest[:4], "little") / 2**32 < fraction
 
 
-def build_examples(
-    impressions: Iterable[Impression],
-    table: ArticleTable,
-    *,
-    history_len: int,
-    negatives: int,
-    validation_fraction: float,
-    seed: int,
-    max_examples: int = 0,
-) -> tuple[Examples, Examples]:
-    """(train, validation) examples; validation holds whole users (split by a hash of the
-    user id), so early stopping measures unseen readers."""
-    rng = np.random.default_rng(seed)
-    rows: dict[bool, tuple[list[IntArray], list[list[int]], list[int]]] = {
-        False: ([], [], []),
-        True: ([], [], []),
-    }
-    longest: dict[str, Impression] = {}
-    impressions = list(impressions)
-    for imp in impressions:  # one history per user: the longest (they are prefixes)
-        user = imp.user or str(imp.impression_id)
-        if user not in longest or len(imp.history) > len(longest[user].history):
-            longest[user] = imp
+Example = tuple[IntArray, IntArray, int]  # history (L,), candidates (1 + K,), kind
 
-    def add(user: str, known: list[int], positive: int, negs: list[int], kind: int) -> None:
-        hist, cands, kinds = rows[_held_out(user, validation_fraction)]
-        hist.append(pad_history(known, history_len))
-        cands.append([positive, *negs])
-        kinds.append(kind)
 
-    histories = {
-        user: [table.index[h] for h in imp.history if h in table.index]
-        for user, imp in longest.items()
-    }
-    # every click once: drawing from it is frequency-weighted, like the positives
-    pool = np.fromiter((i for known in histories.values() for i in known), dtype=np.int64)
-    for user, known in histories.items():
-        for t in range(1, len(known)):
-            negs = pool[rng.integers(0, len(pool), size=negatives)].tolist()
-            add(user, known[:t], known[t], negs, 0)
-    for imp in impressions:
-        user = imp.user or str(imp.impression_id)
-        known = [table.index[h] for h in imp.history if h in table.index]
+class ExampleStream:
+    """Training examples from a re-openable impression log, in bounded memory.
+
+    Example:
+        >>> from edgerec.trainer.mind import Impression
+        >>> log = [Impression(1, "u1", None, ("a", "b", "c"), ("d", "e"), (1, 0))]
+        >>> table = ArticleTable.build(dict.fromkeys("abcde"))
+        >>> stream = ExampleStream(lambda: iter(log), table, history_len=3, negatives=2,
+        ...                        validation_fraction=0.0, seed=0)
+        >>> stream.n_train, [kind for _, _, kind in stream.iterate()]
+        (3, [0, 0, 1])
+    """
+
+    def __init__(
+        self,
+        impressions: Callable[[], Iterable[Impression]],
+        table: ArticleTable,
+        *,
+        history_len: int,
+        negatives: int,
+        validation_fraction: float,
+        seed: int,
+        max_validation: int = 20_000,
+    ) -> None:
+        self.impressions = impressions
+        self.table = table
+        self.history_len = history_len
+        self.negatives = negatives
+        self.validation_fraction = validation_fraction
+        self.seed = seed
+        self.max_validation = max_validation
+        self._epoch = 0
+        # pass 1: each user's longest history (MIND histories of one user are prefixes)
+        longest: dict[str, tuple[int, int]] = {}  # user -> (history length, impression id)
+        for imp in impressions():
+            user = self._user(imp)
+            if user not in longest or len(imp.history) > longest[user][0]:
+                longest[user] = (len(imp.history), imp.impression_id)
+        self._longest = {user: imp_id for user, (_, imp_id) in longest.items()}
+        # pass 2: click counts over those histories, and how many examples each part gets
+        counts = np.zeros(len(table), dtype=np.int64)
+        self.n_train = self.n_validation = 0
+        for imp in impressions():
+            user = self._user(imp)
+            held = _held_out(user, validation_fraction)
+            n = 0
+            if self._longest[user] == imp.impression_id:
+                known = self._known(imp.history)
+                if not held:  # negatives come from training users' clicks only
+                    np.add.at(counts, known, 1)
+                n += max(0, len(known) - 1)
+            n += len(self._impression_positives(imp)[0])
+            if held:
+                self.n_validation += n
+            else:
+                self.n_train += n
+        total = counts.sum()
+        # negatives for next-click examples: frequency-weighted, like the positives
+        self._click_p = counts / total if total else None
+
+    @staticmethod
+    def _user(imp: Impression) -> str:
+        return imp.user or str(imp.impression_id)
+
+    def _known(self, ids: Iterable[str]) -> list[int]:
+        return [self.table.index[i] for i in ids if i in self.table.index]
+
+    def _impression_positives(self, imp: Impression) -> tuple[list[int], list[int]]:
+        """(clicked, skipped) known candidates, empty when the impression gives no example."""
         shown = [
-            (table.index[c], y)
+            (self.table.index[c], y)
             for c, y in zip(imp.candidates, imp.labels, strict=True)
-            if c in table.index
+            if c in self.table.index
         ]
         clicked = [i for i, y in shown if y]
         skipped = [i for i, y in shown if not y]
-        if not clicked or not skipped or not known:
-            continue
-        for pos in clicked:
-            negs = rng.choice(skipped, size=negatives, replace=len(skipped) < negatives)
-            add(user, known, pos, negs.tolist(), 1)
+        if not clicked or not skipped or not any(h in self.table.index for h in imp.history):
+            return [], []
+        return clicked, skipped
 
-    def pack(part: bool) -> Examples:
-        hist, cands, kinds = rows[part]
+    def iterate(self, validation: bool = False) -> Iterator[Example]:
+        """Examples of one part, in log order; negatives are drawn afresh on each call
+        (deterministically: the seed and the call count)."""
+        rng = np.random.default_rng([self.seed, self._epoch, int(validation)])
+        self._epoch += 0 if validation else 1
+        k = self.negatives
+        for imp in self.impressions():
+            user = self._user(imp)
+            if _held_out(user, self.validation_fraction) != validation:
+                continue
+            known = self._known(imp.history)
+            if self._longest[user] == imp.impression_id and self._click_p is not None:
+                for t in range(1, len(known)):
+                    negs = rng.choice(len(self._click_p), size=k, p=self._click_p)
+                    yield (
+                        pad_history(known[:t], self.history_len),
+                        np.array([known[t], *negs], dtype=np.int32),
+                        0,
+                    )
+            clicked, skipped = self._impression_positives(imp)
+            for pos in clicked:
+                negs = rng.choice(skipped, size=k, replace=len(skipped) < k)
+                yield (
+                    pad_history(known, self.history_len),
+                    np.array([pos, *negs], dtype=np.int32),
+                    1,
+                )
+
+    def validation(self) -> Examples:
+        """The held-out users' examples as arrays (at most ``max_validation``)."""
+        hist: list[IntArray] = []
+        cands: list[IntArray] = []
+        kinds: list[int] = []
+        for h, c, kind in self.iterate(validation=True):
+            if len(hist) >= self.max_validation:
+                break
+            hist.append(h)
+            cands.append(c)
+            kinds.append(kind)
         if not hist:
             return Examples(
-                np.zeros((0, history_len), np.int32),
-                np.zeros((0, 1 + negatives), np.int32),
+                np.zeros((0, self.history_len), np.int32),
+                np.zeros((0, 1 + self.negatives), np.int32),
                 np.zeros(0, np.int8),
             )
-        ex = Examples(
-            np.stack(hist), np.array(cands, dtype=np.int32), np.array(kinds, dtype=np.int8)
-        )
-        order = rng.permutation(len(ex))
-        if max_examples and not part:
-            order = order[:max_examples]
-        elif max_examples:
-            order = order[: max(1, max_examples // 5)]
-        return ex.take(order)
-
-    return pack(False), pack(True)
+        return Examples(np.stack(hist), np.stack(cands), np.array(kinds, dtype=np.int8))

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -34,11 +35,12 @@ import tensorflow as tf
 from edgerec import FeatureSpec
 
 from .config import TeacherConfig
-from .examples import Examples
+from .examples import Examples, ExampleStream
 
 keras = tf.keras
 _Layer: Any = keras.layers.Layer
 _Model: Any = keras.Model
+_Callback: Any = keras.callbacks.Callback
 tf.get_logger().setLevel("ERROR")  # subclassed-model get_config warnings on save_weights
 
 __all__ = ["Teacher", "train_teacher"]
@@ -90,6 +92,18 @@ class Teacher(_Model):  # type: ignore[misc]
         )
         self.user_norm = keras.layers.LayerNormalization()
         self.user_pool = AdditiveAttention(cfg.dim)
+        # Start from the zero-shot MiniLM cosine (mean history vs candidate): the learned
+        # towers enter through a gate that starts at 0, so training can only add to it.
+        self.zero_shot = self.vectors is not None and cfg.zero_shot
+        self.zs_scale = self.add_weight(
+            name="zero_shot_scale", shape=(), initializer=keras.initializers.Constant(10.0)
+        )
+        self.gate = self.add_weight(
+            name="residual_gate",
+            shape=(),
+            initializer=keras.initializers.Constant(0.0 if self.zero_shot else 1.0),
+            trainable=True,
+        )
 
     def encode_articles(self, training: bool = False) -> tf.Tensor:
         """Every article of the table as a (A, D) matrix (row 0, padding, included)."""
@@ -115,24 +129,115 @@ class Teacher(_Model):  # type: ignore[misc]
         hist = self.user_norm(hist + attended)
         return self.user_pool(hist, mask)  # (B, D)
 
+    def scores(
+        self, articles: tf.Tensor, history: tf.Tensor, candidates: tf.Tensor, training: bool
+    ) -> tf.Tensor:
+        """(B, C) scores from the encoded article table."""
+        user = self.encode_users(articles, history, training)  # (B, D)
+        cands = tf.gather(articles, candidates)  # (B, C, D)
+        learned = tf.einsum("bd,bcd->bc", user, cands)  # (B, C)
+        if not self.zero_shot:
+            return learned
+        mask = tf.cast(history > 0, tf.float32)[..., None]  # (B, L, 1)
+        mean = tf.reduce_sum(tf.gather(self.vectors, history) * mask, 1)  # (B, 384)
+        mean = tf.math.l2_normalize(mean, -1)  # zero for an empty history
+        cosine = tf.einsum("bd,bcd->bc", mean, tf.gather(self.vectors, candidates))
+        return self.zs_scale * cosine + self.gate * learned
+
     def call(self, inputs: dict[str, tf.Tensor], training: bool = False) -> tf.Tensor:
         articles = self.encode_articles(training)  # (A, D)
-        user = self.encode_users(articles, inputs["history"], training)  # (B, D)
-        cands = tf.gather(articles, inputs["candidates"])  # (B, C, D)
-        return tf.einsum("bd,bcd->bc", user, cands)  # (B, C)
+        return self.scores(articles, inputs["history"], inputs["candidates"], training)
 
 
-def _dataset(ex: Examples, batch: int, shuffle: bool, seed: int) -> tf.data.Dataset:
-    data = tf.data.Dataset.from_tensor_slices(
-        ({"history": ex.history, "candidates": ex.candidates}, np.zeros(len(ex), dtype=np.int32))
-    )  # the positive is always candidate 0
-    if shuffle:
-        data = data.shuffle(min(len(ex), 100_000), seed=seed, reshuffle_each_iteration=True)
-    return data.batch(batch).prefetch(tf.data.AUTOTUNE)
+def _dataset(stream: ExampleStream, cfg: TeacherConfig, seed: int) -> tuple[tf.data.Dataset, int]:
+    """Training batches streamed from the log (bounded shuffle buffer) and their count."""
+    length, width = stream.history_len, 1 + stream.negatives
+    weight = {0: np.float32(1.0), 1: np.float32(cfg.impression_weight)}
+
+    def rows() -> Iterator[tuple[dict[str, Any], np.int32, np.float32]]:
+        for hist, cands, kind in stream.iterate():
+            yield {"history": hist, "candidates": cands}, np.int32(0), weight[kind]
+
+    data = tf.data.Dataset.from_generator(
+        rows,  # the positive is always candidate 0
+        output_signature=(
+            {
+                "history": tf.TensorSpec((length,), tf.int32),
+                "candidates": tf.TensorSpec((width,), tf.int32),
+            },
+            tf.TensorSpec((), tf.int32),
+            tf.TensorSpec((), tf.float32),
+        ),
+    )
+    n = stream.n_train
+    data = data.apply(tf.data.experimental.assert_cardinality(n))  # progress bars know it
+    data = data.shuffle(cfg.shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+    if cfg.max_examples:
+        n = min(n, cfg.max_examples)
+        data = data.take(n)
+    return data.batch(cfg.batch_size).prefetch(tf.data.AUTOTUNE), n
+
+
+def ranking_auc(scores: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
+    """Per example: share of the K negatives scored below the positive (column 0), ties
+    counting half; the AUC of a one-click impression."""
+    pos = scores[:, :1]
+    neg = scores[:, 1:]
+    return ((neg < pos).sum(1) + 0.5 * (neg == pos).sum(1)) / neg.shape[1]  # type: ignore[no-any-return]
+
+
+class ValidationRanking(_Callback):  # type: ignore[misc]
+    """Early stopping on a ranking signal from held-out users, checked before the first
+    epoch too: the weights kept are the best seen, the untrained start included (with the
+    zero-shot start that is the MiniLM baseline, so training can only add).
+
+    The signal is the AUC on held-out impression examples (real shown-but-not-clicked
+    negatives, the closest thing to the evaluation task in the training data) when there
+    are at least ``min_impressions`` of them, else on every validation example.
+    """
+
+    def __init__(self, validation: Examples, patience: int, min_impressions: int = 100) -> None:
+        super().__init__()
+        self.validation = validation
+        self.patience = patience
+        use = validation.kind == 1
+        self.rows = np.flatnonzero(use) if use.sum() >= min_impressions else None
+        self.best = -np.inf
+        self.best_weights: list[Any] | None = None
+        self.wait = 0
+        self.history: list[float] = []
+
+    def _measure(self) -> float:
+        ex = self.validation if self.rows is None else self.validation.take(self.rows)
+        return float(ranking_auc(score(self.model, ex.history, ex.candidates)).mean())
+
+    def _check(self, epoch: int, logs: dict[str, Any] | None) -> None:
+        value = self._measure()
+        self.history.append(value)
+        if logs is not None:
+            logs["val_ranking_auc"] = value
+        if value > self.best:
+            self.best, self.best_weights, self.wait = value, self.model.get_weights(), 0
+        else:
+            self.wait += 1
+            if self.wait >= self.patience:
+                self.model.stop_training = True
+        where = "before training" if epoch < 0 else f"after epoch {epoch + 1}"
+        print(f"[teacher] validation ranking AUC {where}: {value:.4f}", file=sys.stderr, flush=True)
+
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        self._check(-1, None)
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self._check(epoch, logs)
+
+    def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
+        if self.best_weights is not None:
+            self.model.set_weights(self.best_weights)
 
 
 def train_teacher(
-    train: Examples,
+    train: ExampleStream,
     validation: Examples,
     features: npt.NDArray[np.int32],
     vectors: npt.NDArray[np.float32] | None,
@@ -145,7 +250,8 @@ def train_teacher(
     """Train a teacher; with ``out_dir``, save its weights next to the config that made it."""
     tf.keras.utils.set_random_seed(seed)
     model = Teacher(features, vectors, spec, cfg)
-    steps = max(1, -(-len(train) // cfg.batch_size)) * cfg.epochs
+    data, n_train = _dataset(train, cfg, seed)
+    steps = max(1, -(-n_train // cfg.batch_size)) * cfg.epochs
     warmup = max(1, int(steps * cfg.warmup_fraction))
     schedule = keras.optimizers.schedules.CosineDecay(
         0.0,
@@ -158,16 +264,14 @@ def train_teacher(
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=[keras.metrics.SparseCategoricalAccuracy(name="top1")],
     )
-    callbacks = [
-        keras.callbacks.EarlyStopping(
-            monitor="val_loss", patience=cfg.patience, restore_best_weights=True
-        )
-    ]
+    model(
+        {"history": validation.history[:1], "candidates": validation.candidates[:1]}
+    )  # build the weights, so the untrained start can be measured and kept
+    monitor = ValidationRanking(validation, cfg.patience)
     model.fit(
-        _dataset(train, cfg.batch_size, True, seed),
-        validation_data=_dataset(validation, cfg.batch_size, False, seed),
+        data,
         epochs=cfg.epochs,
-        callbacks=callbacks,
+        callbacks=[monitor],
         verbose=1 if sys.stderr.isatty() else 2,
     )
     if out_dir is not None:
@@ -180,6 +284,7 @@ def train_teacher(
                     "seed": seed,
                     "spec": spec.to_dict(),
                     "minilm": vectors is not None,
+                    "validation_ranking_auc": monitor.history,  # before training, then epochs
                 },
                 indent=2,
             )
@@ -200,6 +305,5 @@ def score(
     for start in range(0, len(history), batch):
         h = tf.constant(history[start : start + batch])
         c = tf.constant(candidates[start : start + batch])
-        user = model.encode_users(articles, h, training=False)
-        out.append(tf.einsum("bd,bcd->bc", user, tf.gather(articles, c)).numpy())
+        out.append(model.scores(articles, h, c, training=False).numpy())
     return np.concatenate(out) if out else np.zeros((0, candidates.shape[1]), np.float32)

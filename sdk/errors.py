@@ -10,9 +10,13 @@ reader read must not leak into logs or tracebacks.
 from __future__ import annotations
 
 __all__ = [
+    "BundleError",
     "EdgerecError",
+    "IncompatibleModelError",
     "InvalidInputError",
     "InvalidTypeError",
+    "ModelLoadError",
+    "RuntimeUnavailableError",
     "SpecError",
 ]
 
@@ -35,3 +39,21 @@ class InvalidTypeError(EdgerecError, TypeError):
 
 class SpecError(EdgerecError, ValueError):
     """A :class:`~edgerec.FeatureSpec` is malformed, or uses rules this SDK cannot reproduce."""
+
+
+class RuntimeUnavailableError(EdgerecError, ImportError):
+    """No TFLite runtime loads (``ai-edge-litert``, else ``tflite-runtime``)."""
+
+
+class BundleError(EdgerecError):
+    """A model bundle cannot be used: a missing file, a manifest that is not the schema, a
+    model whose bytes do not match the manifest's length and sha256."""
+
+
+class IncompatibleModelError(BundleError):
+    """A well-formed bundle this SDK cannot run: a newer manifest schema, a FeatureSpec it
+    cannot reproduce, a signature other than the one the manifest promises."""
+
+
+class ModelLoadError(BundleError):
+    """The TFLite runtime refused the model, or its golden outputs do not match."""

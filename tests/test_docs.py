@@ -10,14 +10,16 @@ from types import ModuleType
 import pytest
 
 import edgerec
-from edgerec import _values, errors, features, hashing
-from edgerec.trainer import synthetic
+from edgerec import _values, bundle, errors, features, hashing
+from edgerec.trainer import config, examples, synthetic
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 
 @pytest.mark.parametrize(
-    "module", [edgerec, features, hashing, _values, errors, synthetic], ids=lambda m: m.__name__
+    "module",
+    [edgerec, features, hashing, _values, errors, synthetic, config, examples, bundle],
+    ids=lambda m: m.__name__,
 )
 def test_docstring_examples(module: ModuleType) -> None:
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)

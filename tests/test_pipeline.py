@@ -42,6 +42,27 @@ def test_tiny_pipeline_trains_a_teacher_that_finds_the_signal(tmp_path: Path) ->
     assert saved["teacher"]["dim"] == 32 and saved["minilm"] is False
     assert (out / "teacher" / "teacher.weights.h5").stat().st_size > 0
 
+    # students, the int8 export measured through the on-device path, and the bundle
+    assert {"student_no_teacher", "student_float", "student_int8"} <= set(models)
+    assert models["student_int8"]["auc_ci"][0] > random["auc_ci"][1]
+    export = report["export"]
+    assert export["shipped"] in {"dynamic", "full"}
+    assert export["bundle_bytes"] <= 1_000_000
+    float_variant = export["variants"]["float"]
+    assert float_variant["parity_vs_keras"]["max_abs_diff"] < 1e-3  # same graph, float
+    assert float_variant["parity_vs_keras"]["top10_agreement"] > 0.99
+    shipped = export["variants"][export["shipped"]]
+    assert shipped["parity_vs_tflite_float"]["top10_agreement"] >= 0.9
+    assert shipped["auc"] == models["student_int8"]["auc"]
+
+    from edgerec.bundle import Bundle, Ranker
+
+    bundle = Bundle.load(out / "bundle")
+    assert Ranker(bundle).check_golden() <= 1e-3
+    assert bundle.manifest.metrics["auc"] == models["student_int8"]["auc"]
+    assert bundle.manifest.quantization["mode"] == export["shipped"]
+    assert bundle.manifest.cold_start_prior["category"]
+
 
 def test_pipeline_config_errors_are_one_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
@@ -63,6 +84,7 @@ def test_tiny_pipeline_on_the_generic_interactions_layout(tmp_path: Path) -> Non
     data = write_interactions_layout(tmp_path / "data", seed=2)
     out = tmp_path / "out"
     args = ["pipeline", "--config", "tiny", "--data", str(data), "--out", str(out)]
+    args += ["--set", "teacher.epochs=1", "--set", "student.epochs=1"]  # the layout is tested
     assert cli.main([*args, "--cache", str(tmp_path / "cache"), "--eval-fraction", "0.2"]) == 0
     report = json.loads((out / "report.json").read_text())
     assert "interactions.csv" in report["eval_file"]

@@ -1,8 +1,9 @@
 """``edgerec-train``: the trainer's command line.
 
 Errors become one line on stderr and exit code 1; progress goes to stderr, results to the
-output folder. Subcommands so far: ``evaluate`` (baselines on the evaluation file) and
-``pipeline`` (baselines, then the teacher, in one report).
+output folder. Subcommands: ``evaluate`` (baselines on the evaluation file),
+``pipeline`` (baselines, teacher, distilled students, int8 TFLite export, on-device
+evaluation and the bundle, in one report) and ``export`` (re-export a run's student).
 """
 
 from __future__ import annotations
@@ -233,6 +234,8 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from None
     tc = cfg.teacher
     _log(f"config {cfg.name}: {tc}")
+    timings: dict[str, float] = {}
+    clock = time.perf_counter()
     data = _load(args.data, args.eval_fraction)
     articles, evaluation = data.articles, data.evaluation
     spec = FeatureSpec.default()
@@ -242,6 +245,8 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
     by_id = None  # MiniLM vectors, encoded once for the baseline and the teacher
     if cfg.minilm and _embeddings_installed():
         by_id = encode_articles(articles, args.cache / "minilm-vectors.npz")
+    timings["prepare"] = time.perf_counter() - clock
+    clock = time.perf_counter()
     models = _baseline_rows(
         args,
         data,
@@ -251,6 +256,8 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
         minilm=cfg.minilm,
         minilm_vectors=by_id,
     )
+    timings["baselines"] = time.perf_counter() - clock
+    clock = time.perf_counter()
     vectors = None
     if by_id is not None and tc.use_minilm:
         vectors = np.zeros((len(table), DIM), dtype=np.float32)  # (A, 384)
@@ -273,6 +280,7 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
     )
     if stream.n_train == 0 or len(val_ex) == 0:
         raise CliError("no training examples: the training logs have no known histories")
+    timings["examples"] = time.perf_counter() - clock
 
     width = max(len(imp.candidates) for imp in evaluation)
     hist = np.stack(
@@ -287,8 +295,9 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
 
     from .teacher import score, train_teacher
 
+    kept_teacher = None
     variants = [("teacher", vectors)]
-    if vectors is not None:
+    if vectors is not None and cfg.teacher_ablation:
         variants.append(("teacher_no_minilm", None))
     for name, vecs in variants:
         start = time.perf_counter()
@@ -310,18 +319,94 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
             n_bootstrap=cfg.bootstrap,
             seed=cfg.seed,
         )
+        timings[name] = time.perf_counter() - start
+        if name == "teacher":
+            kept_teacher = model  # the one the students learn from
         _log(
             f"{name}: AUC {models[name]['auc']:.3f} {models[name]['auc_ci']} "
-            f"({time.perf_counter() - start:.0f} s)"
+            f"({timings[name]:.0f} s)"
         )
+    from .distill import run_student_stage
+
+    stage = run_student_stage(
+        cfg,
+        articles=articles,
+        table=table,
+        train=data.train,
+        evaluation=evaluation,
+        teacher=kept_teacher,
+        teacher_history_len=tc.history_len,
+        teacher_metrics=models.get("teacher"),
+        out_dir=args.out,
+        minilm=vectors,
+    )
+    models.update(stage.models)
+    timings.update(stage.timings)
+    exp = stage.export
+    notes = [
+        f"config: {cfg.name}",
+        f"shipped bundle: {args.out / 'bundle'} ({exp['bundle_bytes']:,} bytes, "
+        f"{exp['shipped']} int8: {exp['why']})",
+        f"student_int8 is measured through the on-device path (edgerec.featurize + LiteRT); "
+        f"Keras vs int8: max |score diff| {exp['parity_keras_vs_int8']['max_abs_diff']}, "
+        f"top-10 agreement {exp['parity_keras_vs_int8']['top10_agreement']}",
+    ]
     path = write_report(
         args.out,
         eval_file=data.eval_file,
         n_impressions=len(evaluation),
         models=models,
-        notes=[f"config: {cfg.name}"],
+        notes=notes,
+        timings=timings,
+        extra={"export": exp},
     )
     _log(f"wrote {path} and {path.with_suffix('.md')}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """Re-export the student a pipeline run saved (``DIR/student``) as a bundle."""
+    folder = args.run / "student"
+    if not (folder / "config.json").is_file():
+        raise CliError(f"no saved student in {folder} (run `edgerec-train pipeline` first)")
+    from .distill import load_student, make_bundle
+    from .export import convert
+
+    student, config, arrays = load_student(folder)
+    representative = None
+    if "rep_history" in arrays:
+        representative = list(
+            zip(
+                np.split(arrays["rep_history"], len(arrays["rep_history"])),
+                np.split(arrays["rep_candidates"], len(arrays["rep_candidates"])),
+                strict=True,
+            )
+        )
+    if args.quantization == "full" and not representative:
+        raise CliError("full-integer quantization needs the saved calibration inputs")
+    golden = [
+        (arrays[f"golden_history_{i}"], arrays[f"golden_candidates_{i}"])
+        for i in range(len(arrays))
+        if f"golden_history_{i}" in arrays
+    ]
+    _log(f"converting {folder} ({args.quantization} int8)")
+    model = convert(student, args.quantization, iter(representative or []))
+    out = args.out or args.run / "bundle"
+    bundle = make_bundle(
+        out,
+        student,
+        model,
+        model_version=args.version or int(time.time()),
+        quantization={"mode": args.quantization, "why": "chosen on the command line"},
+        golden_inputs=golden,
+        metrics=config["metrics"],
+        cold_start_prior=config["cold_start_prior"],
+    )
+    _log(
+        f"wrote {out} (model {len(bundle.model):,} bytes, version "
+        f"{bundle.manifest.model_version}); metrics are the pipeline's measurement of "
+        "its own shipped variant"
+    )
     return 0
 
 
@@ -362,7 +447,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples")
     ev.add_argument("--seed", type=int, default=0)
     ev.set_defaults(func=cmd_evaluate)
-    pl = sub.add_parser("pipeline", help="baselines, then the teacher, in one report")
+    pl = sub.add_parser(
+        "pipeline", help="baselines, teacher, students, int8 export and bundle, in one report"
+    )
     _common(pl)
     pl.add_argument(
         "--config",
@@ -377,6 +464,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="override a config value, e.g. --set teacher.epochs=3",
     )
     pl.set_defaults(func=cmd_pipeline)
+    ex = sub.add_parser("export", help="re-export a pipeline run's student as a bundle")
+    ex.add_argument("--run", type=Path, required=True, help="a pipeline --out folder")
+    ex.add_argument("--out", type=Path, default=None, help="bundle folder (default RUN/bundle)")
+    ex.add_argument("--quantization", choices=("dynamic", "full"), default="dynamic")
+    ex.add_argument("--version", type=int, default=0, help="model version (default: now)")
+    ex.set_defaults(func=cmd_export)
     return parser
 
 

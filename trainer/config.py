@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Config", "ConfigError", "TeacherConfig", "load_config"]
+__all__ = ["Config", "ConfigError", "StudentConfig", "TeacherConfig", "load_config"]
 
 
 class ConfigError(ValueError):
@@ -44,12 +44,42 @@ class TeacherConfig:
 
 
 @dataclass(frozen=True)
+class StudentConfig:
+    """The LSTM that ships (DESIGN.md section 3): hashed-feature embeddings shared by the
+    item and history towers, an LSTM over the last L history items, dot-product scores."""
+
+    history_len: int = 50  # L, left-padded (the on-device budget: 50 history items)
+    n_buckets: int = 0  # hash space of the student's FeatureSpec; 0 = the default spec's
+    embed_dim: int = 24  # per hashed id; 2^15 x 24 int8 weights = 786 KB of the 1 MB bundle
+    dim: int = 64  # item and user vector width (LSTM units)
+    use_id: bool = False  # the article-id column: fresh articles never seen in training
+    feed_vector_dim: int = 0  # > 0: each article also carries a P-dim int8 vector in the feed
+    feed_vector_variant: int = 32  # also measure a student with P-dim MiniLM projections; 0 = no
+    negatives: int = 4  # K per example, as for the teacher
+    alpha: float = 0.7  # loss = alpha * T^2 * KL(teacher || student) + (1 - alpha) * click
+    temperature: float = 2.0  # T, softens both score distributions for the KL term
+    batch_size: int = 512
+    epochs: int = 6  # upper bound: early stopping on validation ranking AUC
+    learning_rate: float = 3e-3  # peak, after linear warm-up; cosine decay to 0
+    warmup_fraction: float = 0.05
+    weight_decay: float = 1e-4  # AdamW
+    patience: int = 2
+    max_examples: int = 0  # training examples per epoch, 0 = all
+    shuffle_buffer: int = 50_000
+    quantization: str = "auto"  # auto (measure both, ship the better) | dynamic | full
+    representative: int = 300  # real training histories for full-integer calibration
+    version: int = 0  # model version in the manifest; 0 = the creation time in unix seconds
+
+
+@dataclass(frozen=True)
 class Config:
     name: str = "default"
     seed: int = 0
     bootstrap: int = 1000  # resamples for the 95% intervals
     minilm: bool = True  # MiniLM baseline and teacher input (needs the [embed] extra)
+    teacher_ablation: bool = True  # also train teacher_no_minilm, to measure what MiniLM adds
     teacher: TeacherConfig = field(default_factory=TeacherConfig)
+    student: StudentConfig = field(default_factory=StudentConfig)
 
 
 PRESETS: dict[str, Config] = {
@@ -60,6 +90,17 @@ PRESETS: dict[str, Config] = {
         minilm=False,  # encoding costs ~20 s even for a small corpus
         teacher=TeacherConfig(
             history_len=20, dim=32, heads=2, batch_size=64, epochs=3, max_examples=3000
+        ),
+        student=StudentConfig(
+            history_len=20,
+            n_buckets=4096,  # keeps the committed fixture bundle small
+            embed_dim=8,
+            dim=16,
+            batch_size=64,
+            epochs=3,
+            max_examples=3000,
+            representative=50,
+            quantization="dynamic",  # the full-integer conversion alone costs ~20 s
         ),
     ),
 }

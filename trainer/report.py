@@ -62,8 +62,12 @@ def write_report(
     n_impressions: int,
     models: dict[str, dict[str, Any]],
     notes: Sequence[str] = (),
+    timings: dict[str, float] | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> Path:
     """Write ``report.json`` and ``report.md`` into ``out_dir``; returns the JSON path.
+    ``timings`` (seconds per pipeline stage) go to the JSON as ``timings_s``; ``extra``
+    keys are added to the JSON as they are.
 
     Writes go to a temporary name first and are renamed into place, so a crash never
     leaves a half-written report behind.
@@ -76,6 +80,9 @@ def write_report(
         "notes": list(notes),
         "models": models,
     }
+    if timings is not None:
+        report["timings_s"] = {k: round(v, 2) for k, v in timings.items()}
+    report.update(extra or {})
     lines = [
         f"Evaluated on `{eval_file}` ({n_impressions} impressions); "
         "mean per impression [bootstrap 95% interval].",

@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -36,11 +35,11 @@ from edgerec import FeatureSpec
 
 from .config import TeacherConfig
 from .examples import Examples, ExampleStream
+from .training import ValidationRanking, stream_dataset, warmup_cosine
 
 keras = tf.keras
 _Layer: Any = keras.layers.Layer
 _Model: Any = keras.Model
-_Callback: Any = keras.callbacks.Callback
 tf.get_logger().setLevel("ERROR")  # subclassed-model get_config warnings on save_weights
 
 __all__ = ["Teacher", "train_teacher"]
@@ -149,93 +148,6 @@ class Teacher(_Model):  # type: ignore[misc]
         return self.scores(articles, inputs["history"], inputs["candidates"], training)
 
 
-def _dataset(stream: ExampleStream, cfg: TeacherConfig, seed: int) -> tuple[tf.data.Dataset, int]:
-    """Training batches streamed from the log (bounded shuffle buffer) and their count."""
-    length, width = stream.history_len, 1 + stream.negatives
-    weight = {0: np.float32(1.0), 1: np.float32(cfg.impression_weight)}
-
-    def rows() -> Iterator[tuple[dict[str, Any], np.int32, np.float32]]:
-        for hist, cands, kind in stream.iterate():
-            yield {"history": hist, "candidates": cands}, np.int32(0), weight[kind]
-
-    data = tf.data.Dataset.from_generator(
-        rows,  # the positive is always candidate 0
-        output_signature=(
-            {
-                "history": tf.TensorSpec((length,), tf.int32),
-                "candidates": tf.TensorSpec((width,), tf.int32),
-            },
-            tf.TensorSpec((), tf.int32),
-            tf.TensorSpec((), tf.float32),
-        ),
-    )
-    n = stream.n_train
-    data = data.apply(tf.data.experimental.assert_cardinality(n))  # progress bars know it
-    data = data.shuffle(cfg.shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
-    if cfg.max_examples:
-        n = min(n, cfg.max_examples)
-        data = data.take(n)
-    return data.batch(cfg.batch_size).prefetch(tf.data.AUTOTUNE), n
-
-
-def ranking_auc(scores: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
-    """Per example: share of the K negatives scored below the positive (column 0), ties
-    counting half; the AUC of a one-click impression."""
-    pos = scores[:, :1]
-    neg = scores[:, 1:]
-    return ((neg < pos).sum(1) + 0.5 * (neg == pos).sum(1)) / neg.shape[1]  # type: ignore[no-any-return]
-
-
-class ValidationRanking(_Callback):  # type: ignore[misc]
-    """Early stopping on a ranking signal from held-out users, checked before the first
-    epoch too: the weights kept are the best seen, the untrained start included (with the
-    zero-shot start that is the MiniLM baseline, so training can only add).
-
-    The signal is the AUC on held-out impression examples (real shown-but-not-clicked
-    negatives, the closest thing to the evaluation task in the training data) when there
-    are at least ``min_impressions`` of them, else on every validation example.
-    """
-
-    def __init__(self, validation: Examples, patience: int, min_impressions: int = 100) -> None:
-        super().__init__()
-        self.validation = validation
-        self.patience = patience
-        use = validation.kind == 1
-        self.rows = np.flatnonzero(use) if use.sum() >= min_impressions else None
-        self.best = -np.inf
-        self.best_weights: list[Any] | None = None
-        self.wait = 0
-        self.history: list[float] = []
-
-    def _measure(self) -> float:
-        ex = self.validation if self.rows is None else self.validation.take(self.rows)
-        return float(ranking_auc(score(self.model, ex.history, ex.candidates)).mean())
-
-    def _check(self, epoch: int, logs: dict[str, Any] | None) -> None:
-        value = self._measure()
-        self.history.append(value)
-        if logs is not None:
-            logs["val_ranking_auc"] = value
-        if value > self.best:
-            self.best, self.best_weights, self.wait = value, self.model.get_weights(), 0
-        else:
-            self.wait += 1
-            if self.wait >= self.patience:
-                self.model.stop_training = True
-        where = "before training" if epoch < 0 else f"after epoch {epoch + 1}"
-        print(f"[teacher] validation ranking AUC {where}: {value:.4f}", file=sys.stderr, flush=True)
-
-    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
-        self._check(-1, None)
-
-    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        self._check(epoch, logs)
-
-    def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
-        if self.best_weights is not None:
-            self.model.set_weights(self.best_weights)
-
-
 def train_teacher(
     train: ExampleStream,
     validation: Examples,
@@ -250,24 +162,27 @@ def train_teacher(
     """Train a teacher; with ``out_dir``, save its weights next to the config that made it."""
     tf.keras.utils.set_random_seed(seed)
     model = Teacher(features, vectors, spec, cfg)
-    data, n_train = _dataset(train, cfg, seed)
-    steps = max(1, -(-n_train // cfg.batch_size)) * cfg.epochs
-    warmup = max(1, int(steps * cfg.warmup_fraction))
-    schedule = keras.optimizers.schedules.CosineDecay(
-        0.0,
-        decay_steps=max(1, steps - warmup),
-        warmup_target=cfg.learning_rate,
-        warmup_steps=warmup,
+    data, n_train = stream_dataset(
+        train,
+        batch_size=cfg.batch_size,
+        shuffle_buffer=cfg.shuffle_buffer,
+        max_examples=cfg.max_examples,
+        impression_weight=cfg.impression_weight,
+        seed=seed,
     )
+    steps = max(1, -(-n_train // cfg.batch_size)) * cfg.epochs
     model.compile(
-        optimizer=keras.optimizers.AdamW(learning_rate=schedule, weight_decay=cfg.weight_decay),
+        optimizer=keras.optimizers.AdamW(
+            learning_rate=warmup_cosine(cfg.learning_rate, steps, cfg.warmup_fraction),
+            weight_decay=cfg.weight_decay,
+        ),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=[keras.metrics.SparseCategoricalAccuracy(name="top1")],
     )
     model(
         {"history": validation.history[:1], "candidates": validation.candidates[:1]}
     )  # build the weights, so the untrained start can be measured and kept
-    monitor = ValidationRanking(validation, cfg.patience)
+    monitor = ValidationRanking(validation, cfg.patience, lambda h, c: score(model, h, c))
     model.fit(
         data,
         epochs=cfg.epochs,

@@ -1,0 +1,162 @@
+"""edgerec.bundle and edgerec.runtime on the committed SYNTHETIC fixture bundle: loading,
+checks, the three signatures, golden outputs, determinism. No TensorFlow needed."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import edgerec
+from edgerec import runtime
+from edgerec.bundle import Bundle, Ranker
+from edgerec.errors import BundleError, IncompatibleModelError, ModelLoadError
+from edgerec.trainer.synthetic import synthetic_articles
+
+FIXTURE = Path(__file__).parent / "fixtures" / "tiny_bundle"
+
+
+@pytest.fixture()
+def bundle_dir(tmp_path: Path) -> Path:
+    target = tmp_path / "bundle"
+    shutil.copytree(FIXTURE, target)
+    return target
+
+
+@pytest.fixture(scope="module")
+def ranker() -> Ranker:
+    return Ranker(Bundle.load(FIXTURE))
+
+
+def _edit_manifest(folder: Path, **changes: object) -> None:
+    path = folder / "manifest.json"
+    data = json.loads(path.read_text())
+    data.update(changes)
+    path.write_text(json.dumps(data))
+
+
+def test_fixture_loads_and_matches_its_goldens(ranker: Ranker) -> None:
+    manifest = ranker.manifest
+    assert manifest.model_version == 1
+    assert manifest.quantization["mode"] in {"dynamic", "full"}
+    assert manifest.spec.width == edgerec.FeatureSpec.default().width
+    assert ranker.check_golden() <= 1e-3
+    assert runtime.RUNTIME == "ai-edge-litert"
+    assert "tensorflow" not in sys.modules or "edgerec.trainer.teacher" in sys.modules
+
+
+def test_candidate_count_is_resized_and_scores_are_deterministic(ranker: Ranker) -> None:
+    spec = ranker.manifest.spec
+    articles = synthetic_articles(60, seed=5)
+    history = edgerec.featurize(articles[:12], spec)
+    for n in (1, 7, 48, 7):
+        cands = edgerec.featurize(articles[12 : 12 + n], spec)
+        first = ranker.rank(history, cands)
+        assert first.shape == (n,) and np.isfinite(first).all()
+        # the same input twice, and after other calls, scores the same (no state kept)
+        ranker.rank(history[:3], edgerec.featurize(articles[:5], spec))
+        assert np.array_equal(first, ranker.rank(history, cands))
+
+
+def test_rank_is_the_dot_product_of_the_two_towers(ranker: Ranker) -> None:
+    spec = ranker.manifest.spec
+    articles = synthetic_articles(30, seed=6)
+    history = edgerec.featurize(articles[:20], spec)
+    cands = edgerec.featurize(articles[20:], spec)
+    user = ranker.user_vector(history)
+    items = ranker.item_vectors(cands)
+    assert user.shape == (ranker.manifest.vector_dim,)
+    assert items.shape == (10, ranker.manifest.vector_dim)
+    np.testing.assert_allclose(items @ user, ranker.rank(history, cands), rtol=0.05, atol=0.05)
+
+
+def test_history_is_cut_to_the_newest_and_left_padded(ranker: Ranker) -> None:
+    length = ranker.manifest.history_len
+    rows = np.arange(1, (length + 5) * 2 + 1, dtype=np.int32).reshape(length + 5, 2)
+    rows = np.repeat(rows, ranker.manifest.spec.width // 2 + 1, axis=1)[
+        :, : ranker.manifest.spec.width
+    ]
+    padded = ranker.pad_history(rows)
+    assert padded.shape == (1, length, ranker.manifest.spec.width)
+    assert np.array_equal(padded[0], rows[-length:])
+    short = ranker.pad_history(rows[:2])
+    assert not short[0, :-2].any() and np.array_equal(short[0, -2:], rows[:2])
+    assert not ranker.pad_history(rows[:0]).any()
+
+
+def test_model_bytes_must_match_the_manifest(bundle_dir: Path) -> None:
+    model = bundle_dir / "model.tflite"
+    data = bytearray(model.read_bytes())
+    data[len(data) // 2] ^= 0x01  # one bit flipped, same length
+    model.write_bytes(bytes(data))
+    with pytest.raises(BundleError, match="sha256"):
+        Bundle.load(bundle_dir)
+    model.write_bytes(bytes(data[:-10]))
+    with pytest.raises(BundleError, match="bytes"):
+        Bundle.load(bundle_dir)
+
+
+def test_missing_files_and_bad_json_are_bundle_errors(bundle_dir: Path) -> None:
+    (bundle_dir / "model.tflite").unlink()
+    with pytest.raises(BundleError, match=r"no model\.tflite"):
+        Bundle.load(bundle_dir)
+    (bundle_dir / "manifest.json").write_text("{not json")
+    with pytest.raises(BundleError, match="not valid JSON"):
+        Bundle.load(bundle_dir)
+    (bundle_dir / "manifest.json").unlink()
+    with pytest.raises(BundleError, match=r"no manifest\.json"):
+        Bundle.load(bundle_dir)
+
+
+@pytest.mark.parametrize(
+    ("changes", "error", "match"),
+    [
+        ({"schema_version": 2}, IncompatibleModelError, "schema 2"),
+        ({"schema_version": "1"}, BundleError, "schema_version has the wrong type"),
+        ({"model_version": 0}, BundleError, ">= 1"),
+        ({"model_version": True}, BundleError, "wrong type"),
+        ({"golden": []}, BundleError, "golden"),
+        ({"feature_spec": {"spec_version": 99}}, IncompatibleModelError, "feature_spec"),
+        ({"signatures": {"rank": {}}}, BundleError, "missing"),
+    ],
+)
+def test_manifest_schema_errors(
+    bundle_dir: Path, changes: dict[str, object], error: type[Exception], match: str
+) -> None:
+    _edit_manifest(bundle_dir, **changes)
+    with pytest.raises(error, match=match):
+        Bundle.load(bundle_dir)
+
+
+def test_a_model_that_is_not_tflite_is_refused(bundle_dir: Path) -> None:
+    import hashlib
+
+    junk = b"not a flatbuffer" * 100
+    (bundle_dir / "model.tflite").write_bytes(junk)
+    _edit_manifest(
+        bundle_dir,
+        model={
+            "file": "model.tflite",
+            "bytes": len(junk),
+            "sha256": hashlib.sha256(junk).hexdigest(),
+        },
+    )
+    with pytest.raises(ModelLoadError):
+        Ranker(Bundle.load(bundle_dir))
+
+
+def test_golden_mismatch_is_a_model_load_error(bundle_dir: Path) -> None:
+    data = json.loads((bundle_dir / "manifest.json").read_text())
+    data["golden"][0]["scores"] = [s + 1.0 for s in data["golden"][0]["scores"]]
+    (bundle_dir / "manifest.json").write_text(json.dumps(data))
+    with pytest.raises(ModelLoadError, match="golden case 0"):
+        Ranker(Bundle.load(bundle_dir)).check_golden()
+
+
+def test_fixture_is_small_and_labelled_synthetic() -> None:
+    assert (FIXTURE / "model.tflite").stat().st_size < 200_000
+    assert "SYNTHETIC" in (FIXTURE / "README.md").read_text()

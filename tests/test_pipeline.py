@@ -63,6 +63,21 @@ def test_tiny_pipeline_trains_a_teacher_that_finds_the_signal(tmp_path: Path) ->
     assert bundle.manifest.quantization["mode"] == export["shipped"]
     assert bundle.manifest.cold_start_prior["category"]
 
+    # `edgerec-train export` rebuilds a bundle from the saved student
+    again = out / "reexported"
+    assert cli.main(["export", "--run", str(out), "--out", str(again), "--version", "7"]) == 0
+    rebuilt = Bundle.load(again)
+    assert rebuilt.manifest.model_version == 7
+    assert Ranker(rebuilt).check_golden() <= 1e-3
+    assert rebuilt.manifest.metrics == bundle.manifest.metrics
+
+
+def test_export_without_a_run_is_one_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["export", "--run", str(tmp_path)]) == 1
+    assert "no saved student" in capsys.readouterr().err
+
 
 def test_pipeline_config_errors_are_one_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]

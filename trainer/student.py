@@ -222,6 +222,7 @@ def train_student(
         cfg.patience,
         lambda h, c: score_indices(student, features, h, c, feed_vectors),
         name="student",
+        keep_start=False,  # an untrained student is random weights, not a model to ship
     )
     trainer.fit(
         data, epochs=cfg.epochs, callbacks=[monitor], verbose=1 if sys.stderr.isatty() else 2

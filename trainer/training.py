@@ -82,8 +82,9 @@ def ranking_auc(scores: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
 
 class ValidationRanking(_Callback):  # type: ignore[misc]
     """Early stopping on a ranking signal from held-out users, checked before the first
-    epoch too: the weights kept are the best seen, the untrained start included (with the
-    zero-shot start that is the MiniLM baseline, so training can only add).
+    epoch too: the weights kept are the best seen, the untrained start included when
+    ``keep_start`` (the teacher's zero-shot start is the MiniLM baseline, so training can
+    only add; a student's start is random weights, so students set it False).
 
     The signal is the AUC on held-out impression examples (real shown-but-not-clicked
     negatives, the closest thing to the evaluation task in the training data) when there
@@ -98,11 +99,13 @@ class ValidationRanking(_Callback):  # type: ignore[misc]
         *,
         name: str = "teacher",
         min_impressions: int = 100,
+        keep_start: bool = True,
     ) -> None:
         super().__init__()
         self.validation = validation
         self.score = score
         self.name = name
+        self.keep_start = keep_start
         self.patience = patience
         use = validation.kind == 1
         self.rows = np.flatnonzero(use) if use.sum() >= min_impressions else None
@@ -120,7 +123,9 @@ class ValidationRanking(_Callback):  # type: ignore[misc]
         self.history.append(value)
         if logs is not None:
             logs["val_ranking_auc"] = value
-        if value > self.best:
+        if epoch < 0 and not self.keep_start:
+            pass  # measured and logged, never kept
+        elif value > self.best:
             self.best, self.best_weights, self.wait = value, self.model.get_weights(), 0
         else:
             self.wait += 1

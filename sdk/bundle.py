@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -252,10 +252,3 @@ class Ranker:
                 )
             worst = max(worst, diff)
         return worst
-
-
-def top_k(scores: Sequence[float] | FloatArray, k: int) -> npt.NDArray[np.intp]:
-    """Indices of the ``k`` largest scores, best first (ties by position)."""
-    arr = np.asarray(scores)
-    order = np.argsort(-arr, kind="stable")
-    return order[:k]

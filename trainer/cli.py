@@ -226,7 +226,7 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
     from edgerec import FeatureSpec, featurize
 
     from .config import ConfigError, load_config
-    from .examples import ArticleTable, ExampleStream, pad_history
+    from .examples import ArticleTable, ExampleStream, evaluation_arrays, unpad
 
     try:
         cfg = load_config(args.config, args.set)
@@ -282,16 +282,7 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
         raise CliError("no training examples: the training logs have no known histories")
     timings["examples"] = time.perf_counter() - clock
 
-    width = max(len(imp.candidates) for imp in evaluation)
-    hist = np.stack(
-        [
-            pad_history([table.index[h] for h in imp.history if h in table.index], tc.history_len)
-            for imp in evaluation
-        ]
-    )  # (N, L)
-    cands = np.zeros((len(evaluation), width), dtype=np.int32)  # (N, Cmax), 0 = padding
-    for row, imp in enumerate(evaluation):
-        cands[row, : len(imp.candidates)] = [table.index[c] for c in imp.candidates]
+    hist, cands = evaluation_arrays(evaluation, table, tc.history_len)
 
     from .teacher import score, train_teacher
 
@@ -315,7 +306,7 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
         scores = score(model, hist, cands)  # (N, Cmax): drop each row's padded columns
         models[name] = summarize(
             evaluation,
-            [scores[i, : len(imp.candidates)] for i, imp in enumerate(evaluation)],
+            unpad(scores, evaluation),
             n_bootstrap=cfg.bootstrap,
             seed=cfg.seed,
         )

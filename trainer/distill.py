@@ -28,7 +28,7 @@ from edgerec import FeatureSpec, featurize
 from edgerec.bundle import Bundle, Ranker
 
 from .config import Config
-from .examples import ArticleTable, ExampleStream, pad_history
+from .examples import ArticleTable, ExampleStream, evaluation_arrays, unpad
 from .export import convert, write_bundle
 from .mind import Impression
 from .report import summarize
@@ -66,24 +66,21 @@ def teacher_scorer(
     return scores
 
 
-def _eval_arrays(
-    evaluation: Sequence[Impression], table: ArticleTable, history_len: int
-) -> tuple[IntArray, IntArray]:
-    width = max(len(imp.candidates) for imp in evaluation)
-    hist = np.stack(
-        [
-            pad_history([table.index[h] for h in imp.history if h in table.index], history_len)
-            for imp in evaluation
-        ]
-    )  # (N, L)
-    cands = np.zeros((len(evaluation), width), dtype=np.int32)  # (N, Cmax), 0 = padding
-    for row, imp in enumerate(evaluation):
-        cands[row, : len(imp.candidates)] = [table.index[c] for c in imp.candidates]
-    return hist, cands
+def _rows(articles: dict[str, dict[str, Any]], ids: Sequence[str], spec: FeatureSpec) -> IntArray:
+    """Hashed feature rows (N, F) of the known ``ids``, the way a device featurizes them."""
+    known = [articles[i] for i in ids if i in articles]
+    return featurize(known, spec) if known else np.zeros((0, spec.width), np.int32)
 
 
-def _unpad(scores: npt.NDArray[np.float32], evaluation: Sequence[Impression]) -> list[Any]:
-    return [scores[i, : len(imp.candidates)] for i, imp in enumerate(evaluation)]
+def _p50_ms(call: Callable[[], object], repeat: int = 100) -> float:
+    """Median wall time of ``call`` in milliseconds, after one warm-up call (allocation)."""
+    call()
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - start)
+    return round(float(np.median(times)) * 1e3, 3)
 
 
 def on_device_scores(
@@ -97,10 +94,9 @@ def on_device_scores(
     spec = ranker.manifest.spec
     out, times = [], []
     for imp in evaluation:
-        known = [articles[h] for h in imp.history if h in articles]
         start = time.perf_counter()
-        history = featurize(known, spec) if known else np.zeros((0, spec.width), np.int32)
-        candidates = featurize([articles[c] for c in imp.candidates], spec)
+        history = _rows(articles, imp.history, spec)
+        candidates = _rows(articles, imp.candidates, spec)
         out.append(ranker.rank(history, candidates))
         times.append(time.perf_counter() - start)
     return out, float(np.median(times))
@@ -123,13 +119,7 @@ def _bare_invoke_ms(ranker: Ranker, rng: np.random.Generator, n: int = 500) -> f
     spec, length = ranker.manifest.spec, ranker.manifest.history_len
     history = rng.integers(1, spec.n_buckets, (min(50, length), spec.width), dtype=np.int32)
     cands = rng.integers(1, spec.n_buckets, (n, spec.width), dtype=np.int32)
-    ranker.rank(history, cands)  # warm-up (allocation)
-    times = []
-    for _ in range(100):
-        start = time.perf_counter()
-        ranker.rank(history, cands)
-        times.append(time.perf_counter() - start)
-    return round(float(np.median(times)) * 1e3, 3)
+    return _p50_ms(lambda: ranker.rank(history, cands))
 
 
 def cold_start_prior(
@@ -189,11 +179,11 @@ def run_student_stage(
         seed=cfg.seed,
     )
     validation = stream.validation()
-    hist, cands = _eval_arrays(evaluation, table, sc.history_len)
+    hist, cands = evaluation_arrays(evaluation, table, sc.history_len)
     timings["student_examples"] = time.perf_counter() - clock
     models: dict[str, dict[str, Any]] = {}
     scorer = teacher_scorer(teacher, teacher_history_len) if teacher is not None else None
-    students: dict[str, Student] = {}
+    students: dict[str, tuple[Student, list[npt.NDArray[np.float32]]]] = {}
     for name, distil in (("student_no_teacher", None), ("student_float", scorer)):
         if name == "student_float" and distil is None:
             _log("no teacher to distill from: student_float is trained on clicks only")
@@ -202,29 +192,25 @@ def run_student_stage(
         student = train_student(
             stream, validation, features, spec, sc, teacher=distil, seed=cfg.seed
         )
-        scores = score_indices(student, features, hist, cands)
-        models[name] = summarize(
-            evaluation, _unpad(scores, evaluation), n_bootstrap=cfg.bootstrap, seed=cfg.seed
-        )
-        students[name] = student
+        scores = unpad(score_indices(student, features, hist, cands), evaluation)
+        models[name] = summarize(evaluation, scores, n_bootstrap=cfg.bootstrap, seed=cfg.seed)
+        students[name] = student, scores
         timings[name] = time.perf_counter() - clock
         _log(
             f"{name}: AUC {models[name]['auc']:.3f} {models[name]['auc_ci']} "
             f"({timings[name]:.0f} s)"
         )
 
-    student = students["student_float"]
-    keras_scores = _unpad(score_indices(student, features, hist, cands), evaluation)
+    student, keras_scores = students["student_float"]
     clock = time.perf_counter()
     rng = np.random.default_rng(cfg.seed)
     represent = _representative(stream, features, sc.representative, rng)
     golden_inputs = []
     for imp in list(evaluation)[:2]:
-        known = [articles[h] for h in imp.history if h in articles]
-        history = featurize(known, spec) if known else np.zeros((0, spec.width), np.int32)
-        candidates = featurize([articles[c] for c in imp.candidates[:8]], spec)
-        golden_inputs.append((history[-sc.history_len :], candidates))
+        history = _rows(articles, imp.history, spec)[-sc.history_len :]
+        golden_inputs.append((history, _rows(articles, imp.candidates[:8], spec)))
     variants: dict[str, dict[str, Any]] = {}
+    rows: dict[str, dict[str, Any]] = {}  # report row of each converted variant
     on_device: dict[str, list[Any]] = {}
     rankers: dict[str, Ranker] = {}
     measured = (
@@ -263,7 +249,7 @@ def run_student_stage(
         }
         on_device[quant] = scores_q
         rankers[quant] = ranker
-        models[f"_tflite_{quant}"] = row
+        rows[quant] = row
         _log(
             f"TFLite {quant}: {len(model) / 1e6:.2f} MB, AUC {row['auc']:.4f}, invoke p50 "
             f"{variants[quant]['invoke_p50_ms_50x500']} ms (50 x 500)"
@@ -276,9 +262,7 @@ def run_student_stage(
                 variants[quant]["parity_vs_tflite_float"] = _parity(
                     on_device["float"], on_device[quant]
                 )
-    models["student_int8"] = models.pop(f"_tflite_{shipped}")
-    for key in [k for k in models if k.startswith("_tflite_")]:
-        del models[key]
+    models["student_int8"] = rows[shipped]
     timings["export"] = time.perf_counter() - clock
     if minilm is not None and sc.feed_vector_variant:
         clock = time.perf_counter()
@@ -404,12 +388,9 @@ def feed_vector_variant(
     c = rng.integers(1, spec.n_buckets, (1, 500, spec.width), dtype=np.int32)
     hv = rng.normal(size=(1, length, p)).astype(np.float32)
     cv = rng.normal(size=(1, 500, p)).astype(np.float32)
-    runner(history=h, history_vectors=hv, candidates=c, candidate_vectors=cv)
-    times = []
-    for _ in range(100):
-        start = time.perf_counter()
-        runner(history=h, history_vectors=hv, candidates=c, candidate_vectors=cv)
-        times.append(time.perf_counter() - start)
+    invoke_ms = _p50_ms(
+        lambda: runner(history=h, history_vectors=hv, candidates=c, candidate_vectors=cv)
+    )
     facts = {
         "dim": p,
         "feed_bytes_per_article": p,  # int8 codes; one float32 scale per feed
@@ -419,7 +400,7 @@ def feed_vector_variant(
         "auc": row["auc"],
         "auc_ci": row["auc_ci"],
         "ndcg@10": row["ndcg@10"],
-        "invoke_p50_ms_50x500": round(float(np.median(times)) * 1e3, 3),
+        "invoke_p50_ms_50x500": invoke_ms,
         "evaluated": "dynamic-range int8 TFLite, feature rows from the article table",
     }
     _log(

@@ -38,7 +38,14 @@ import numpy.typing as npt
 
 from .mind import Impression
 
-__all__ = ["ArticleTable", "ExampleStream", "Examples", "pad_history"]
+__all__ = [
+    "ArticleTable",
+    "ExampleStream",
+    "Examples",
+    "evaluation_arrays",
+    "pad_history",
+    "unpad",
+]
 
 IntArray = npt.NDArray[np.int32]
 
@@ -76,6 +83,31 @@ def pad_history(known: Sequence[int], length: int) -> IntArray:
     """The last ``length`` items, left-padded with 0 (the LSTM student reads it this way too)."""
     tail = list(known[-length:])
     return np.array([0] * (length - len(tail)) + tail, dtype=np.int32)
+
+
+def evaluation_arrays(
+    evaluation: Sequence[Impression], table: ArticleTable, history_len: int
+) -> tuple[IntArray, IntArray]:
+    """Evaluation impressions as index arrays: histories (N, L) left-padded, candidates
+    (N, Cmax) right-padded with 0 (every candidate must be in ``table``)."""
+    width = max(len(imp.candidates) for imp in evaluation)
+    hist = np.stack(
+        [
+            pad_history([table.index[h] for h in imp.history if h in table.index], history_len)
+            for imp in evaluation
+        ]
+    )  # (N, L)
+    cands = np.zeros((len(evaluation), width), dtype=np.int32)  # (N, Cmax), 0 = padding
+    for row, imp in enumerate(evaluation):
+        cands[row, : len(imp.candidates)] = [table.index[c] for c in imp.candidates]
+    return hist, cands
+
+
+def unpad(
+    scores: npt.NDArray[np.float32], evaluation: Sequence[Impression]
+) -> list[npt.NDArray[np.float32]]:
+    """Each impression's scores without the padded candidate columns."""
+    return [scores[i, : len(imp.candidates)] for i, imp in enumerate(evaluation)]
 
 
 def _held_out(user: str, fraction: float) -> bool:

@@ -205,6 +205,19 @@ def _table(
         yield _columns(path, next(rows, None), required), rows
 
 
+def _sized_rows(rows: Iterator[list[str]], width: int, rep: ReadReport) -> Iterator[list[str]]:
+    """The data rows with one cell per header column; blank lines and rows of another
+    width are counted in ``rep`` and skipped."""
+    for row in rows:
+        rep.rows += 1
+        if not row:
+            rep.skip("blank line")
+        elif len(row) != width:
+            rep.skip("wrong column count")
+        else:
+            yield row
+
+
 def _columns(path: Path, header: list[str] | None, required: tuple[str, ...]) -> dict[str, int]:
     """Column positions by name from a header row, checked."""
     wanted = ", ".join(required)
@@ -246,20 +259,12 @@ def read_articles(path: Path | str, report: ReadReport | None = None) -> dict[st
     rep = report or ReadReport(str(file))
     articles: dict[str, dict[str, Any]] = {}
     with _table(file, _ARTICLE_REQUIRED) as (columns, rows):
-        width = len(columns)
 
         def cell(row: list[str], name: str) -> str:
             i = columns.get(name)
             return row[i].strip() if i is not None else ""
 
-        for row in rows:
-            rep.rows += 1
-            if not row:
-                rep.skip("blank line")
-                continue
-            if len(row) != width:
-                rep.skip("wrong column count")
-                continue
+        for row in _sized_rows(rows, len(columns), rep):
             article_id, title = cell(row, "id"), cell(row, "title")
             if not article_id or not title:
                 rep.skip("missing id or title")
@@ -294,20 +299,12 @@ def _interactions(file: Path, rep: ReadReport, min_dwell_s: float) -> Generator[
     Memory: one set of the rows at the current timestamp (for "repeated row"), nothing else.
     """
     with _table(file, _INTERACTION_REQUIRED) as (columns, rows):
-        width = len(columns)
         i_user, i_article, i_time = (columns[c] for c in _INTERACTION_REQUIRED)
         i_label, i_dwell = columns.get("label"), columns.get("dwell")
         last: datetime | None = None
         group_rows: set[tuple[str, ...]] = set()  # rows seen at timestamp ``last``
         group_pairs: set[tuple[str, str]] = set()  # (user, article) seen at ``last``
-        for row in rows:
-            rep.rows += 1
-            if not row:
-                rep.skip("blank line")
-                continue
-            if len(row) != width:
-                rep.skip("wrong column count")
-                continue
+        for row in _sized_rows(rows, len(columns), rep):
             cells = tuple(c.strip() for c in row)
             user, article = cells[i_user], cells[i_article]
             if not user or not article:

@@ -207,6 +207,25 @@ def synthetic_articles(n: int, *, seed: int = 0, p_unicode: float = 0.1) -> list
     return out
 
 
+def _planted_readers(
+    articles: list[dict[str, Any]], n_users: int, rng: np.random.Generator
+) -> tuple[dict[str, list[str]], list[str], list[list[str]]]:
+    """The planted signal both writers share: article ids by category, all ids, and each
+    synthetic reader's one or two preferred categories (drawn from ``rng``)."""
+    by_category: dict[str, list[str]] = {}
+    for a in articles:
+        by_category.setdefault(a["category"], []).append(a["id"])
+    categories = sorted(by_category)
+    users = [
+        [
+            categories[int(i)]
+            for i in rng.choice(len(categories), int(rng.integers(1, 3)), replace=False)
+        ]
+        for _ in range(n_users)
+    ]
+    return by_category, [a["id"] for a in articles], users
+
+
 def write_mind_layout(
     out_dir: str | Path,
     *,
@@ -227,11 +246,7 @@ def write_mind_layout(
     (out / "MINDsmall_train_subset").mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     articles = synthetic_articles(n_articles, seed=seed)
-    by_category: dict[str, list[str]] = {}
-    for a in articles:
-        by_category.setdefault(a["category"], []).append(a["id"])
-    categories = sorted(by_category)
-    all_ids = [a["id"] for a in articles]
+    by_category, all_ids, users = _planted_readers(articles, n_users, rng)
 
     def pick(prefs: list[str], p_pref: float) -> str:
         if rng.random() < p_pref:
@@ -239,14 +254,6 @@ def write_mind_layout(
         else:
             pool = all_ids
         return pool[int(rng.integers(0, len(pool)))]
-
-    users = [
-        [
-            categories[int(i)]
-            for i in rng.choice(len(categories), int(rng.integers(1, 3)), replace=False)
-        ]
-        for _ in range(n_users)
-    ]
 
     def impression(u: int) -> tuple[list[str], list[str]]:
         history = [pick(users[u], 0.8) for _ in range(int(rng.integers(1, 20)))]
@@ -328,18 +335,7 @@ def write_interactions_layout(
     out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng([seed, 1])  # not write_mind_layout's stream
     articles = synthetic_articles(n_articles, seed=seed)
-    by_category: dict[str, list[str]] = {}
-    for a in articles:
-        by_category.setdefault(a["category"], []).append(a["id"])
-    categories = sorted(by_category)
-    all_ids = [a["id"] for a in articles]
-    users = [
-        [
-            categories[int(i)]
-            for i in rng.choice(len(categories), int(rng.integers(1, 3)), replace=False)
-        ]
-        for _ in range(n_users)
-    ]
+    by_category, all_ids, users = _planted_readers(articles, n_users, rng)
 
     def pick(prefs: list[str], p_pref: float) -> str:
         pool = by_category[prefs[int(rng.integers(0, len(prefs)))]]

@@ -160,3 +160,24 @@ def test_golden_mismatch_is_a_model_load_error(bundle_dir: Path) -> None:
 def test_fixture_is_small_and_labelled_synthetic() -> None:
     assert (FIXTURE / "model.tflite").stat().st_size < 200_000
     assert "SYNTHETIC" in (FIXTURE / "README.md").read_text()
+
+
+def test_bundle_benchmark_runs_and_reports_the_fixture(tmp_path: Path) -> None:
+    """benchmarks/bench_bundle.py, shrunk: the JSON it prints names the fixture's real size
+    and times all three signatures beside their bare invoke (not a speed assertion)."""
+    import subprocess
+
+    script = Path(__file__).parents[1] / "benchmarks" / "bench_bundle.py"
+    args = ["--calls", "3", "--candidates", "7", "--history", "5"]
+    done = subprocess.run(
+        [sys.executable, str(script), *args], capture_output=True, text=True, check=True
+    )
+    result = json.loads(done.stdout)
+    size = result["size"]
+    assert size["model_bytes"] == (FIXTURE / "model.tflite").stat().st_size
+    assert size["bundle_bytes"] == size["model_bytes"] + size["manifest_bytes"]
+    assert size["within_budget"] is True
+    assert result["inputs"]["candidates"] == 7
+    for name in ("rank", "items", "user"):
+        assert result["latency"][name]["p50_ms"] > 0
+        assert result["latency"][name]["bare_invoke"]["p50_ms"] > 0

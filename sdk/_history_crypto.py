@@ -103,8 +103,12 @@ def unwrap(master: bytes, blob: bytes, aad: bytes, *, what: str) -> bytes:
         raise IntegrityError(f"the wrapped {what} failed authentication") from None
 
 
-def event_aad(pid: bytes, seq: int, key_id: int, version: int = RECORD_VERSION) -> bytes:
-    return b"edgerec/history/event" + bytes([version]) + pid + struct.pack(">QI", seq, key_id)
+_AAD_PREFIX: Final = b"edgerec/history/event" + bytes([RECORD_VERSION])
+_SEQ_KEY = struct.Struct(">QI").pack
+
+
+def event_aad(pid: bytes, seq: int, key_id: int) -> bytes:
+    return _AAD_PREFIX + pid + _SEQ_KEY(seq, key_id)
 
 
 def seal_record(
@@ -134,8 +138,7 @@ def open_record(aead: AESGCM | None, pid: bytes, seq: int, key_id: int, blob: by
         )
     if aead is None:
         raise IntegrityError(f"event seq={seq} names a key this profile does not have", seq=seq)
-    nonce = blob[1 : 1 + NONCE_BYTES]
     try:
-        return aead.decrypt(nonce, blob[1 + NONCE_BYTES :], event_aad(pid, seq, key_id))
+        return aead.decrypt(blob[1:13], blob[13:], _AAD_PREFIX + pid + _SEQ_KEY(seq, key_id))
     except InvalidTag:
         raise IntegrityError(f"event seq={seq} failed authentication", seq=seq) from None

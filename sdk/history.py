@@ -54,6 +54,7 @@ abstract, published_at, entities; other keys of the article are ignored.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import numbers
@@ -252,11 +253,14 @@ def _encode_event(article: object, at: float, dwell_s: float | None) -> tuple[st
     return aid, encoded
 
 
+_json_decode = json.JSONDecoder().decode
+
+
 def _decode_event(seq: int, plaintext: bytes) -> HistoryEvent:
     try:
-        doc = json.loads(plaintext)
+        doc = _json_decode(plaintext.decode("utf-8"))
         return HistoryEvent(seq, doc["id"], doc["f"], doc["t"], doc["d"])
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError):
         # Authentic but unreadable: only a bug (or a newer SDK) writes that.
         raise UnsupportedFormatError(f"event seq={seq} has an unknown layout") from None
 
@@ -300,6 +304,8 @@ class ReadingHistory:
     _pid_key: bytes
     _names: AESGCM
     _gen_key: bytes
+    _created_file: bool
+    _store_created: bool
 
     # ------------------------------------------------------------------- opening
     def __init__(self, *, _token: object = None) -> None:
@@ -412,6 +418,8 @@ class ReadingHistory:
         self._scrypt_n = scrypt_n
         self._profile = None
         self._closed = False
+        self._created_file = False
+        self._store_created = False
         try:
             self._connect(read_only, busy_timeout_s, synchronous, max_bytes)
             try:
@@ -424,6 +432,11 @@ class ReadingHistory:
         except BaseException:
             self._closed = True
             self._profile = None
+            if self._created_file and not self._store_created:
+                # Our own empty file from a failed create: leave nothing behind.
+                for suffix in ("", "-wal", "-shm"):
+                    with contextlib.suppress(OSError):
+                        os.unlink(f"{self._path}{suffix}")
             raise
         return self
 
@@ -442,11 +455,34 @@ class ReadingHistory:
         if exists and not read_only and not os.access(path, os.W_OK):
             read_only = True
         self._read_only = read_only
+        if not exists:
+            # Owner-only from the first byte (SQLite gives -wal/-shm the same mode).
+            try:
+                os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+                self._created_file = True
+            except FileExistsError:
+                pass  # another process created it meanwhile: open theirs
+            except OSError:
+                raise StorageError("the history database file cannot be created") from None
         uri = path.resolve().as_uri() + ("?mode=ro" if read_only else "?mode=rwc")
         try:
             conn = sqlite3.connect(
                 uri, uri=True, isolation_level=None, check_same_thread=False, timeout=0
             )
+            if read_only and not os.access(path.parent, os.W_OK):
+                try:
+                    conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+                except sqlite3.OperationalError:
+                    # A WAL database in a read-only folder without its -shm: SQLite can only
+                    # read it as immutable. Safe there, since nobody can write it either.
+                    conn.close()
+                    conn = sqlite3.connect(
+                        uri + "&immutable=1",
+                        uri=True,
+                        isolation_level=None,
+                        check_same_thread=False,
+                        timeout=0,
+                    )
         except sqlite3.Error as exc:
             raise translate(exc) from None
         self._conn = conn
@@ -542,6 +578,7 @@ class ReadingHistory:
                 if self._meta_if_exists(conn) is None:  # not created meanwhile by another
                     MIGRATIONS.apply(self._db)
                     created_master = self._create_store(conn, key, passphrase, keyring_service)
+            self._store_created = True
         with self._sql():
             fmt = self._meta(conn, "format")
         if fmt is None or not fmt.isdigit():

@@ -22,7 +22,6 @@ Record layout (one AES-256-GCM ciphertext per event)::
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import struct
 from collections.abc import Callable
@@ -71,13 +70,13 @@ def hkdf(key: bytes, info: bytes) -> bytes:
     return HKDF(algorithm=hashes.SHA256(), length=KEY_BYTES, salt=None, info=info).derive(key)
 
 
+_LEN = struct.Struct(">I").pack
+
+
 def mac(key: bytes, *parts: bytes) -> bytes:
     """HMAC-SHA256 over length-prefixed parts (so part boundaries cannot shift)."""
-    h = hmac.new(key, digestmod=hashlib.sha256)
-    for part in parts:
-        h.update(struct.pack(">I", len(part)))
-        h.update(part)
-    return h.digest()
+    msg = b"".join([_LEN(len(part)) + part for part in parts])
+    return hmac.digest(key, msg, "sha256")
 
 
 def xor32(a: bytes, b: bytes) -> bytes:

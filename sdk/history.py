@@ -306,6 +306,7 @@ class ReadingHistory:
     _gen_key: bytes
     _created_file: bool
     _store_created: bool
+    _head_cache: tuple[tuple[Any, ...], _Head] | None = None
 
     # ------------------------------------------------------------------- opening
     def __init__(self, *, _token: object = None) -> None:
@@ -734,6 +735,14 @@ class ReadingHistory:
         return int(gen)
 
     def _bump_generation(self, conn: sqlite3.Connection) -> int:
+        """Count this write in the store's generation, if a host counter watches it.
+
+        Without a counter nothing could ever compare the generation, so it is left alone
+        (one row write less per event). Writes made without the counter are invisible to
+        it, which is fine: between them there was nothing to detect a rollback with.
+        """
+        if self._counter is None:
+            return 0
         gen = self._read_generation(conn) + 1
         self._write_generation(conn, gen)
         return gen
@@ -798,6 +807,7 @@ class ReadingHistory:
         mac_key = hc.unwrap(
             self._wrap_key, bytes(row[0]), self._wrap_aad(pid, b"mac"), what="profile MAC key"
         )
+        self._head_cache = None
         self._profile = _Profile(name, pid, mac_key, {})
         with self._read() as conn:
             self._load_keys(conn)
@@ -859,6 +869,9 @@ class ReadingHistory:
         ).fetchone()
         if row is None:
             raise ClosedError("the active profile was erased")
+        cached = self._head_cache
+        if cached is not None and cached[0] == row:
+            return _Head(**vars(cached[1]))
         try:
             head = _Head(int(row[0]), int(row[1]), int(row[2]), bytes(row[3]), int(row[4]))
             ok = len(head.digest) == 32 and secrets.compare_digest(
@@ -868,6 +881,7 @@ class ReadingHistory:
             ok = False
         if not ok:
             raise IntegrityError("the profile's head record failed authentication")
+        self._head_cache = (tuple(row), _Head(**vars(head)))
         if head.active_key_id not in prof.keys:
             self._load_keys(conn)  # another handle rotated the key
             if head.active_key_id not in prof.keys:
@@ -876,6 +890,7 @@ class ReadingHistory:
 
     def _store_head(self, conn: sqlite3.Connection, head: _Head) -> None:
         prof = self._active()
+        head_mac = self._head_mac(prof, head)
         conn.execute(
             "UPDATE profiles SET active_key_id = ?, count = ?, last_seq = ?, digest = ?, "
             "key_uses = ?, head_mac = ? WHERE pid = ?",
@@ -885,10 +900,14 @@ class ReadingHistory:
                 head.last_seq,
                 head.digest,
                 head.key_uses,
-                self._head_mac(prof, head),
+                head_mac,
                 prof.pid,
             ),
         )
+        # Cached as the row SQLite will return, so the next read skips one HMAC; a row
+        # that differs in any byte (another writer, or tampering) is verified again.
+        row = (head.active_key_id, head.count, head.last_seq, head.digest, head.key_uses, head_mac)
+        self._head_cache = (row, _Head(**vars(head)))
 
     def _active(self) -> _Profile:
         if self._closed:

@@ -64,6 +64,7 @@ import sqlite3
 import struct
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -305,6 +306,7 @@ class ReadingHistory:
     _names: AESGCM
     _gen_key: bytes
     _created_file: bool
+    _guest: bool
     _store_created: bool
     _head_cache: tuple[tuple[Any, ...], _Head] | None = None
 
@@ -385,7 +387,7 @@ class ReadingHistory:
         if keyring_service is not None:
             _check_str("keyring_service", keyring_service, 256, allow_empty=False)
         _check_profile("profile", profile)
-        if not isinstance(path, str | os.PathLike):
+        if path is not _GUEST and not isinstance(path, str | os.PathLike):
             raise InvalidTypeError(f"path must be str or PathLike, not {type(path).__name__}")
         if not isinstance(read_only, bool):
             raise InvalidTypeError("read_only must be bool")
@@ -408,6 +410,7 @@ class ReadingHistory:
         if not callable(clock) or not callable(random_bytes):
             raise InvalidTypeError("clock and random_bytes must be callables")
 
+        self._guest = path is _GUEST
         self._path = Path(os.fspath(path))
         self._clock = clock
         self._random = random_bytes
@@ -425,7 +428,10 @@ class ReadingHistory:
             self._connect(read_only, busy_timeout_s, synchronous, max_bytes)
             try:
                 self._init_store(key, passphrase, keyring_service)
-                self._finish_erasures()
+                with contextlib.suppress(StorageBusyError):
+                    # Keys and rows went in the journaled transaction; if a reader keeps
+                    # the WAL busy now, the scrub waits for the next open or erase.
+                    self._finish_erasures()
                 self._activate(profile)
             except BaseException:
                 self._conn.close()
@@ -433,7 +439,7 @@ class ReadingHistory:
         except BaseException:
             self._closed = True
             self._profile = None
-            if self._created_file and not self._store_created:
+            if self._created_file and not self._store_created and not self._guest:
                 # Our own empty file from a failed create: leave nothing behind.
                 for suffix in ("", "-wal", "-shm"):
                     with contextlib.suppress(OSError):
@@ -441,10 +447,51 @@ class ReadingHistory:
             raise
         return self
 
+    @classmethod
+    def open_guest(
+        cls,
+        *,
+        profile: str = "guest",
+        clock: Callable[[], float] = time.time,
+        random_bytes: Callable[[int], bytes] = os.urandom,
+    ) -> ReadingHistory:
+        """A history that writes nothing to disk: a private in-memory database under a
+        random key, both gone at :meth:`close` (a kiosk's guest session).
+
+        Example:
+            >>> with ReadingHistory.open_guest() as g:
+            ...     _ = g.record({"id": "N1"}, at=1.0)
+            ...     len(g)
+            1
+        """
+        return cls.open(
+            _GUEST,
+            key=random_bytes(hc.KEY_BYTES),
+            profile=profile,
+            clock=clock,
+            random_bytes=random_bytes,
+        )
+
     def _connect(
         self, read_only: bool, busy_timeout_s: float, synchronous: str, max_bytes: int | None
     ) -> None:
         path = self._path
+        if self._guest:
+            self._read_only = False
+            self._conn = sqlite3.connect(
+                ":memory:", isolation_level=None, check_same_thread=False, timeout=0
+            )
+            self._conn.execute("PRAGMA secure_delete = ON")
+            self._db = Database(self._conn)
+            return
+        fs = filesystem_type(path.resolve().parent)
+        if fs in NETWORK_FILESYSTEMS:
+            warnings.warn(
+                f"the history is on a network filesystem ({fs}): SQLite's WAL mode needs "
+                "shared memory on one host; concurrent use from several machines corrupts it",
+                RuntimeWarning,
+                stacklevel=3,
+            )
         exists = path.exists()
         if exists and not path.is_file():
             raise StorageError("the history path exists and is not a file")
@@ -567,7 +614,7 @@ class ReadingHistory:
         created_master: bytes | None = None
         if "store_meta" not in tables and tables:
             raise UnsupportedFormatError("this database is not an edgerec history store")
-        if not self._read_only:  # only now: never change a file that is not ours
+        if not self._read_only and not self._guest:  # never change a file that is not ours
             with self._sql():
                 mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             if str(mode).lower() != "wal":
@@ -1436,6 +1483,30 @@ class ReadingHistory:
 
 
 _PRIVATE = object()
+_GUEST: Any = "\x00edgerec-guest"  # a path no filesystem accepts: never a real file
+
+# Filesystems where SQLite's WAL (shared memory between processes) is unsafe.
+NETWORK_FILESYSTEMS: Final = frozenset(
+    {"nfs", "nfs4", "cifs", "smb3", "smbfs", "9p", "fuse.sshfs", "afs", "ceph", "glusterfs"}
+)
+
+
+def filesystem_type(folder: Path) -> str:
+    """The type of the filesystem holding ``folder`` (Linux /proc/self/mounts), or ""."""
+    best, kind = "", ""
+    try:
+        with open("/proc/self/mounts", encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                parts = line.split()
+                if len(parts) < 3:
+                    continue
+                mount = parts[1].replace("\\040", " ")
+                inside = str(folder) == mount or str(folder).startswith(mount.rstrip("/") + "/")
+                if inside and len(mount) >= len(best):
+                    best, kind = mount, parts[2]
+    except OSError:
+        return ""
+    return kind
 
 
 def _keyring() -> Any:

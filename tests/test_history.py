@@ -11,6 +11,7 @@ import math
 import shutil
 import sqlite3
 import sys
+import tempfile
 import types
 import unicodedata
 from datetime import UTC, datetime, timedelta, timezone
@@ -938,3 +939,81 @@ def test_read_only_open(path: Path) -> None:
     with pytest.raises(ReadOnlyStorageError):
         open_store(path, read_only=True, profile="new-profile")
     assert issubclass(ReadOnlyStorageError, StorageError)
+
+
+def test_e6_guest_session_writes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    before = set(Path(tempfile.gettempdir()).iterdir())
+    g = ReadingHistory.open_guest(clock=Clock(5.0))
+    g.record(canary_article())
+    assert [e.article_id for e in g.recent(5)] == [CANARY_ID] and g.verify() == 1
+    assert list(tmp_path.iterdir()) == []
+    assert set(Path(tempfile.gettempdir()).iterdir()) == before
+    g.close()
+    with pytest.raises(ClosedError):
+        g.recent(1)
+
+
+def test_e6_switch_drops_the_previous_profile_state(path: Path) -> None:
+    with open_store(path, profile="a") as h:
+        h.record(article(1))
+        h.recent(1)
+        assert h._head_cache is not None and h._profile is not None
+        previous = h._profile
+        h.switch_profile("b")
+        assert h._profile is not previous and h._profile.name == "b"
+        assert h._head_cache is None or h._head_cache[1].count == 0
+
+
+def test_d7_network_filesystem_is_warned(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(history_mod, "filesystem_type", lambda folder: "nfs4")
+    with pytest.warns(RuntimeWarning, match="network filesystem"):
+        open_store(path).close()
+    assert history_mod.filesystem_type(Path("/")) != ""  # the real probe finds a type
+
+
+def test_a2_real_keyring_package_with_memory_backend(
+    path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    keyring = pytest.importorskip(
+        "keyring", reason="the optional 'keyring' package is not installed (dev extra)"
+    )
+    from keyring.backend import KeyringBackend
+    from keyring.errors import KeyringLocked
+
+    class MemoryBackend(KeyringBackend):
+        priority = 1  # type: ignore[assignment]
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.items: dict[tuple[str, str], str] = {}
+            self.locked = False
+
+        def get_password(self, service: str, username: str) -> str | None:
+            if self.locked:
+                raise KeyringLocked("locked")
+            return self.items.get((service, username))
+
+        def set_password(self, service: str, username: str, password: str) -> None:
+            self.items[(service, username)] = password
+
+        def delete_password(self, service: str, username: str) -> None:
+            del self.items[(service, username)]
+
+    previous = keyring.get_keyring()
+    backend = MemoryBackend()
+    keyring.set_keyring(backend)
+    try:
+        with open_store(path, keyring_service="edgerec-real") as h:
+            h.record(article(1))
+        with open_store(path, keyring_service="edgerec-real") as h:
+            assert len(h) == 1
+        backend.locked = True
+        with pytest.raises(KeyUnavailableError):
+            open_store(path, keyring_service="edgerec-real")
+        backend.locked = False
+        keyring.set_keyring(MemoryBackend())  # the backend changed: no entry there
+        with pytest.raises(KeyUnavailableError):
+            open_store(path, keyring_service="edgerec-real")
+    finally:
+        keyring.set_keyring(previous)

@@ -595,7 +595,9 @@ class ReadingHistory:
 
     def _meta(self, conn: sqlite3.Connection, name: str) -> bytes | None:
         row = conn.execute("SELECT value FROM store_meta WHERE name = ?", (name,)).fetchone()
-        return None if row is None else bytes(row[0])
+        if row is None:
+            return None
+        return _blob(row[0], f"the store record {name!r}")
 
     def _set_meta(self, conn: sqlite3.Connection, name: str, value: bytes) -> None:
         conn.execute(
@@ -852,7 +854,10 @@ class ReadingHistory:
                         "SELECT mac_key FROM profiles WHERE pid = ?", (pid,)
                     ).fetchone()
         mac_key = hc.unwrap(
-            self._wrap_key, bytes(row[0]), self._wrap_aad(pid, b"mac"), what="profile MAC key"
+            self._wrap_key,
+            _blob(row[0], "the profile's MAC key"),
+            self._wrap_aad(pid, b"mac"),
+            what="profile MAC key",
         )
         self._head_cache = None
         self._profile = _Profile(name, pid, mac_key, {})
@@ -898,9 +903,11 @@ class ReadingHistory:
         for key_id, wrapped in conn.execute(
             "SELECT key_id, wrapped FROM profile_keys WHERE pid = ?", (prof.pid,)
         ):
+            if type(key_id) is not int or not 0 <= key_id <= _MAX_KEY_ID:
+                raise IntegrityError("a profile data key has an invalid key id")
             raw = hc.unwrap(
                 self._wrap_key,
-                bytes(wrapped),
+                _blob(wrapped, "a profile data key"),
                 self._wrap_aad(prof.pid, b"data", key_id),
                 what="profile data key",
             )
@@ -919,13 +926,18 @@ class ReadingHistory:
         cached = self._head_cache
         if cached is not None and cached[0] == row:
             return _Head(**vars(cached[1]))
-        try:
-            head = _Head(int(row[0]), int(row[1]), int(row[2]), bytes(row[3]), int(row[4]))
-            ok = len(head.digest) == 32 and secrets.compare_digest(
-                bytes(row[5]), self._head_mac(prof, head)
-            )
-        except (TypeError, ValueError, struct.error):
-            ok = False
+        key_id, count, last_seq, digest, key_uses, head_mac = row
+        ok = (
+            type(key_id) is int
+            and 0 <= key_id <= _MAX_KEY_ID
+            and all(type(v) is int and 0 <= v <= _MAX_SEQ for v in (count, last_seq, key_uses))
+            and type(digest) is bytes
+            and len(digest) == 32
+            and type(head_mac) is bytes
+        )
+        if ok:
+            head = _Head(key_id, count, last_seq, digest, key_uses)
+            ok = secrets.compare_digest(head_mac, self._head_mac(prof, head))
         if not ok:
             raise IntegrityError("the profile's head record failed authentication")
         self._head_cache = (tuple(row), _Head(**vars(head)))
@@ -1034,25 +1046,29 @@ class ReadingHistory:
         removed = 0
         if self._max_events is not None and head.count > self._max_events:
             excess = head.count - self._max_events
-            rows = conn.execute(
-                "SELECT seq, key_id, blob FROM events WHERE pid = ? ORDER BY seq LIMIT ?",
-                (prof.pid, excess),
-            ).fetchall()
-            self._delete_rows(conn, head, [(s, k, bytes(b)) for s, k, b in rows])
+            rows = _valid_rows(
+                conn.execute(
+                    "SELECT seq, key_id, blob FROM events WHERE pid = ? ORDER BY seq LIMIT ?",
+                    (prof.pid, excess),
+                ).fetchall()
+            )
+            self._delete_rows(conn, head, rows)
             removed += len(rows)
         if self._max_age is not None:
             cutoff = self._clock() - self._max_age
             while head.count > 0:
-                batch = conn.execute(
-                    "SELECT seq, key_id, blob FROM events WHERE pid = ? ORDER BY seq LIMIT 64",
-                    (prof.pid,),
-                ).fetchall()
+                batch = _valid_rows(
+                    conn.execute(
+                        "SELECT seq, key_id, blob FROM events WHERE pid = ? ORDER BY seq LIMIT 64",
+                        (prof.pid,),
+                    ).fetchall()
+                )
                 old = []
                 for seq, key_id, blob in batch:
                     plain = hc.open_record(prof.keys.get(key_id), prof.pid, seq, key_id, blob)
                     if _decode_event(seq, plain).at >= cutoff:
                         break
-                    old.append((seq, key_id, bytes(blob)))
+                    old.append((seq, key_id, blob))
                 self._delete_rows(conn, head, old)
                 removed += len(old)
                 if len(old) < len(batch) or not batch:
@@ -1091,13 +1107,15 @@ class ReadingHistory:
             with self._write() as conn:
                 head = self._load_head(conn)
                 doomed = []
-                for seq, key_id, blob in conn.execute(
-                    "SELECT seq, key_id, blob FROM events WHERE pid = ? ORDER BY seq",
-                    (prof.pid,),
-                ).fetchall():
+                for seq, key_id, blob in _valid_rows(
+                    conn.execute(
+                        "SELECT seq, key_id, blob FROM events WHERE pid = ? ORDER BY seq",
+                        (prof.pid,),
+                    ).fetchall()
+                ):
                     plain = hc.open_record(prof.keys.get(key_id), prof.pid, seq, key_id, blob)
                     if _decode_event(seq, plain).article_id == aid:
-                        doomed.append((seq, key_id, bytes(blob)))
+                        doomed.append((seq, key_id, blob))
                 if doomed:
                     self._delete_rows(conn, head, doomed)
                     self._store_head(conn, head)
@@ -1118,10 +1136,13 @@ class ReadingHistory:
             _check_int("limit", limit, 0, MAX_LIMIT)
             with self._read() as conn:
                 head = self._load_head(conn)
-                rows = conn.execute(
-                    "SELECT seq, key_id, blob FROM events WHERE pid = ? ORDER BY seq DESC LIMIT ?",
-                    (prof.pid, limit),
-                ).fetchall()
+                rows = _valid_rows(
+                    conn.execute(
+                        "SELECT seq, key_id, blob FROM events WHERE pid = ? "
+                        "ORDER BY seq DESC LIMIT ?",
+                        (prof.pid, limit),
+                    ).fetchall()
+                )
             if len(rows) != min(limit, head.count):
                 raise IntegrityError("rows of this profile are missing (truncated history)")
             keys = prof.keys
@@ -1140,9 +1161,11 @@ class ReadingHistory:
         prof = self._active()
         with self._read() as conn:
             head = self._load_head(conn)
-            rows = conn.execute(
-                "SELECT seq, key_id, blob FROM events WHERE pid = ? ORDER BY seq", (prof.pid,)
-            ).fetchall()
+            rows = _valid_rows(
+                conn.execute(
+                    "SELECT seq, key_id, blob FROM events WHERE pid = ? ORDER BY seq", (prof.pid,)
+                ).fetchall()
+            )
         digest = _ZERO32
         out = []
         for seq, key_id, blob in rows:
@@ -1150,7 +1173,7 @@ class ReadingHistory:
                 raise IntegrityError(f"event seq={seq} is outside the head record", seq=seq)
             plain = hc.open_record(prof.keys.get(key_id), prof.pid, seq, key_id, blob)
             out.append(_decode_event(seq, plain))
-            digest = hc.xor32(digest, self._row_mac(prof, seq, key_id, bytes(blob)))
+            digest = hc.xor32(digest, self._row_mac(prof, seq, key_id, blob))
         if len(rows) != head.count:
             raise IntegrityError(
                 f"the profile has {len(rows)} rows, its head record {head.count} "
@@ -1238,9 +1261,11 @@ class ReadingHistory:
                 rows = conn.execute("SELECT pid, name_ct FROM profiles").fetchall()
             names = []
             for pid, name_ct in rows:
-                ct = bytes(name_ct)
+                ct = _blob(name_ct, "a profile name")
                 try:
-                    name = self._names.decrypt(ct[:12], ct[12:], b"name" + bytes(pid))
+                    name = self._names.decrypt(
+                        ct[:12], ct[12:], b"name" + _blob(pid, "a profile id")
+                    )
                 except Exception:
                     raise IntegrityError("a profile name failed authentication") from None
                 names.append(name.decode("utf-8"))
@@ -1304,7 +1329,7 @@ class ReadingHistory:
         if self._read_only:
             return
         with self._sql() as conn:
-            pids = [bytes(r[0]) for r in conn.execute("SELECT pid FROM erase_journal")]
+            pids = [r[0] for r in conn.execute("SELECT pid FROM erase_journal")]
         if not pids:
             return
         with self._write() as conn:  # idempotent: a crash may have stopped anywhere
@@ -1391,13 +1416,14 @@ class ReadingHistory:
             with self._write() as conn:
                 head = self._load_head(conn)
                 active = head.active_key_id
-                rows = conn.execute(
-                    "SELECT seq, key_id, blob FROM events WHERE pid = ? AND key_id != ? "
-                    "ORDER BY seq LIMIT ?",
-                    (prof.pid, active, self._rotation_batch),
-                ).fetchall()
-                for seq, key_id, raw_blob in rows:
-                    blob = bytes(raw_blob)
+                rows = _valid_rows(
+                    conn.execute(
+                        "SELECT seq, key_id, blob FROM events WHERE pid = ? AND key_id != ? "
+                        "ORDER BY seq LIMIT ?",
+                        (prof.pid, active, self._rotation_batch),
+                    ).fetchall()
+                )
+                for seq, key_id, blob in rows:
                     plain = hc.open_record(prof.keys.get(key_id), prof.pid, seq, key_id, blob)
                     new = hc.seal_record(
                         prof.keys[active], prof.pid, seq, active, plain, random_bytes=self._random
@@ -1483,6 +1509,26 @@ class ReadingHistory:
 
 
 _PRIVATE = object()
+_MAX_SEQ: Final = 2**63 - 1
+_MAX_KEY_ID: Final = 2**32 - 1
+
+
+def _blob(value: object, what: str) -> bytes:
+    if type(value) is not bytes:
+        raise IntegrityError(f"{what} is malformed")
+    return value
+
+
+def _valid_rows(rows: list[Any]) -> list[tuple[int, int, bytes]]:
+    """Event rows as stored, typed; anything else in the columns is tampering."""
+    for seq, key_id, blob in rows:
+        if type(seq) is not int or not 0 < seq <= _MAX_SEQ:
+            raise IntegrityError("an event row has an invalid sequence number")
+        if type(key_id) is not int or not 0 <= key_id <= _MAX_KEY_ID or type(blob) is not bytes:
+            raise IntegrityError(f"event seq={seq} is malformed", seq=seq)
+    return rows
+
+
 _GUEST: Any = "\x00edgerec-guest"  # a path no filesystem accepts: never a real file
 
 # Filesystems where SQLite's WAL (shared memory between processes) is unsafe.

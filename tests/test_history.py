@@ -1017,3 +1017,71 @@ def test_a2_real_keyring_package_with_memory_backend(
             open_store(path, keyring_service="edgerec-real")
     finally:
         keyring.set_keyring(previous)
+
+
+TAMPER_VALUES: list[Any] = [None, "text", -1, 2**63 - 1, 1.5, b"", b"\x00" * 40]
+TAMPER_TARGETS = (
+    [("events", col, "seq = 2") for col in ("pid", "seq", "key_id", "blob")]
+    + [
+        ("profiles", col, "1")
+        for col in (
+            "name_ct",
+            "mac_key",
+            "active_key_id",
+            "count",
+            "last_seq",
+            "digest",
+            "key_uses",
+            "head_mac",
+        )
+    ]
+    + [("profile_keys", col, "1") for col in ("key_id", "wrapped")]
+    + [
+        ("store_meta", "value", f"name = '{name}'")
+        for name in ("format", "store_id", "kdf", "key_check", "store_key", "generation")
+    ]
+)
+
+
+def test_no_raw_exception_whatever_the_columns_hold(tmp_path: Path) -> None:
+    """Any value in any column (NULL, text, negative, huge, float, empty, zeros) gives an
+    EdgerecError or a correct result: never a raw sqlite3 / cryptography / struct /
+    TypeError from inside the SDK."""
+    pristine = tmp_path / "pristine.db"
+    with filled(pristine, 3, counter=Counter()):
+        pass
+    outcomes: dict[str, int] = {"typed_error": 0, "ok": 0}
+    for table, column, where in TAMPER_TARGETS:
+        for value in TAMPER_VALUES:
+            case = tmp_path / "case.db"
+            shutil.copy(pristine, case)
+            with raw_sql(case) as conn:
+                conn.execute(f"UPDATE {table} SET {column} = ? WHERE {where}", (value,))
+            try:
+                with open_store(case) as h:
+                    h.recent(3)
+                    h.verify()
+                    h.export()
+                    h.profiles()
+                    h.record(article(9))
+                outcomes["ok"] += 1
+            except EdgerecError:
+                outcomes["typed_error"] += 1
+    assert outcomes["typed_error"] > 100  # almost every edit is caught
+
+
+def test_e7_no_network_use(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    def refuse(*args: Any, **kw: Any) -> Any:
+        raise AssertionError("the history opened a socket")
+
+    monkeypatch.setattr(socket, "socket", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    with open_store(path, profile=CANARY_PROFILE) as h:
+        h.record(canary_article())
+        h.recent(1)
+        h.verify()
+        h.export()
+        h.rotate_profile_key()
+        h.erase_profile(CANARY_PROFILE)

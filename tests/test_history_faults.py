@@ -213,6 +213,11 @@ def test_d6_eight_threads_lose_nothing(path: Path) -> None:
             for i in range(per_thread):
                 h.record(article(tid * 1000 + i))
                 h.recent(5)
+                if tid == 7 and i % 5 == 0:  # and erasures of another profile meanwhile
+                    h.switch_profile(f"temp-{i}")
+                    h.record(article(i))
+                    h.switch_profile("default")
+                    h.erase_profile(f"temp-{i}")
             if h is not shared:
                 h.close()
         except BaseException as exc:
@@ -227,6 +232,7 @@ def test_d6_eight_threads_lose_nothing(path: Path) -> None:
     ids = [e.article_id for e in shared]
     assert len(ids) == 8 * per_thread == len(set(ids))
     assert shared.verify() == 8 * per_thread
+    assert shared.profiles() == ["default"]
     shared.close()
 
 

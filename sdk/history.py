@@ -166,6 +166,7 @@ class _Profile:
     pid: bytes
     mac_key: bytes
     keys: dict[int, AESGCM]
+    wrapped_mac_key: bytes = b""
 
 
 # ------------------------------------------------------------------ input validation
@@ -860,7 +861,7 @@ class ReadingHistory:
             what="profile MAC key",
         )
         self._head_cache = None
-        self._profile = _Profile(name, pid, mac_key, {})
+        self._profile = _Profile(name, pid, mac_key, {}, row[0])
         with self._read() as conn:
             self._load_keys(conn)
             self._load_head(conn)
@@ -939,6 +940,9 @@ class ReadingHistory:
             head = _Head(key_id, count, last_seq, digest, key_uses)
             ok = secrets.compare_digest(head_mac, self._head_mac(prof, head))
         if not ok:
+            wrapped = conn.execute("SELECT mac_key FROM profiles WHERE pid = ?", (prof.pid,))
+            if wrapped.fetchone() != (prof.wrapped_mac_key,):
+                raise ClosedError("the active profile was erased (and made anew) elsewhere")
             raise IntegrityError("the profile's head record failed authentication")
         self._head_cache = (tuple(row), _Head(**vars(head)))
         if head.active_key_id not in prof.keys:
@@ -1332,11 +1336,8 @@ class ReadingHistory:
             pids = [r[0] for r in conn.execute("SELECT pid FROM erase_journal")]
         if not pids:
             return
-        with self._write() as conn:  # idempotent: a crash may have stopped anywhere
-            for pid in pids:
-                conn.execute("DELETE FROM profile_keys WHERE pid = ?", (pid,))
-                conn.execute("DELETE FROM profiles WHERE pid = ?", (pid,))
-                conn.execute("DELETE FROM events WHERE pid = ?", (pid,))
+        # The keys and rows went in the transaction that journaled the erase; what is left
+        # is the scrub. (Never delete by pid here: the name may already be a new profile.)
         self._checkpoint()
         with self._sql() as conn:
             conn.execute("VACUUM")

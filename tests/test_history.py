@@ -837,6 +837,8 @@ def test_e2_erase_profile_scrubs_ciphertexts_and_keys(path: Path) -> None:
         assert s[13:45] not in data  # a 32-byte window of every ciphertext / wrapped key
     assert pid not in data
     assert h.profiles() == ["bob"] and len(h) == 1
+    names = {p.name for p in path.parent.iterdir()}  # no temp or journal files left over
+    assert names <= {path.name, f"{path.name}-wal", f"{path.name}-shm"}
     assert h.erase_profile(CANARY_PROFILE) is False
     h.close()
     with raw_sql(path) as conn:
@@ -1085,3 +1087,35 @@ def test_e7_no_network_use(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         h.export()
         h.rotate_profile_key()
         h.erase_profile(CANARY_PROFILE)
+
+
+def test_profile_erased_and_recreated_by_another_handle(path: Path) -> None:
+    h1 = filled(path, 2, profile="p")
+    with open_store(path, profile="other") as h2:
+        h2.erase_profile("p")
+        h2.switch_profile("p")  # the same name, a new profile with new keys
+        h2.record(article(7))
+    with pytest.raises(ClosedError):
+        h1.record(article(8))
+    h1.close()
+    with open_store(path, profile="p") as h:
+        assert [e.article_id for e in h] == ["N7"]
+
+
+def test_profile_recreated_while_its_scrub_is_pending(path: Path) -> None:
+    h = filled(path, 2, profile="p", busy_timeout_s=0.1)
+    h.switch_profile("q")
+    reader = sqlite3.connect(path, isolation_level=None)
+    reader.execute("BEGIN")
+    reader.execute("SELECT count(*) FROM events").fetchone()
+    with pytest.raises(edgerec.StorageBusyError):
+        h.erase_profile("p")
+    h.switch_profile("p")  # new, empty; the scrub still pending
+    h.record(article(5))
+    reader.execute("COMMIT")
+    reader.close()
+    h.close()
+    with open_store(path, profile="p") as h:  # the pending scrub runs at open
+        assert [e.article_id for e in h] == ["N5"]  # and spares the new profile
+    with raw_sql(path) as conn:
+        assert conn.execute("SELECT count(*) FROM erase_journal").fetchone()[0] == 0

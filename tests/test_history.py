@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import edgerec
 from edgerec import (
@@ -1119,3 +1121,45 @@ def test_profile_recreated_while_its_scrub_is_pending(path: Path) -> None:
         assert [e.article_id for e in h] == ["N5"]  # and spares the new profile
     with raw_sql(path) as conn:
         assert conn.execute("SELECT count(*) FROM erase_journal").fetchone()[0] == 0
+
+
+_text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=40)
+
+
+@pytest.fixture(scope="module")
+def shared_store(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    h = open_store(tmp_path_factory.mktemp("prop") / "h.db", synchronous="NORMAL")
+    yield h
+    h.close()
+
+
+@settings(max_examples=60)
+@given(
+    doc=st.fixed_dictionaries(
+        {"id": _text.filter(bool)},
+        optional={
+            "title": _text,
+            "abstract": _text,
+            "category": _text,
+            "source": _text,
+            "entities": st.lists(_text, max_size=4),
+            "published_at": st.one_of(_text, st.floats(0, 4e9)),
+            "unknown_field": _text,
+        },
+    ),
+    at=st.floats(0, history_mod.MAX_TIME, exclude_max=True),
+    dwell=st.none() | st.floats(0, history_mod.MAX_DWELL_S),
+)
+def test_any_valid_event_round_trips_exactly(
+    shared_store: ReadingHistory, doc: dict[str, Any], at: float, dwell: float | None
+) -> None:
+    seq = shared_store.record(doc, at=at, dwell_s=dwell)
+    (event,) = shared_store.recent(1)
+    expected = {k: v for k, v in doc.items() if k not in ("id", "unknown_field")}
+    assert (event.seq, event.article_id, event.features, event.at, event.dwell_s) == (
+        seq,
+        doc["id"],
+        expected,
+        at,
+        dwell,
+    )

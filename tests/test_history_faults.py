@@ -11,6 +11,7 @@ import os
 import random
 import sqlite3
 import stat
+import subprocess
 import tempfile
 import threading
 import time
@@ -388,3 +389,40 @@ def test_new_store_is_private_to_its_user(path: Path) -> None:
         h.record(article(1))
         modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in path.parent.iterdir()}
     assert modes and set(modes.values()) == {0o600}, modes
+
+
+@pytest.fixture
+def tiny_tmpfs() -> Any:
+    """A 320 kB tmpfs: a real "No space left on device" (needs root and mount rights)."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    folder = Path(tempfile.mkdtemp())
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=320k", "tmpfs", str(folder)],
+        capture_output=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        folder.rmdir()
+        pytest.skip("mount -t tmpfs is not permitted here (container without CAP_SYS_ADMIN)")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
+        folder.rmdir()
+
+
+def test_b5_real_disk_full_on_tmpfs(tiny_tmpfs: Path) -> None:
+    path = tiny_tmpfs / "history.db"
+    h = open_store(path)
+    stored = 0
+    with pytest.raises(StorageFullError):
+        for i in range(1000):
+            h.record(article(i, abstract="word " * 1500))
+            stored += 1
+    assert stored > 0
+    assert len(h) == stored and [e.seq for e in h.recent(1)] == [stored]
+    assert h.verify() == stored  # the failed write left nothing behind
+    h.close()
+    with open_store(path) as h2:  # reopening on the full disk still reads everything
+        assert h2.verify() == stored

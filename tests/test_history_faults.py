@@ -237,16 +237,33 @@ def test_d6_eight_threads_lose_nothing(path: Path) -> None:
     shared.close()
 
 
-def test_d7_two_processes_write_at_once(path: Path) -> None:
+def test_d7_two_processes_and_eight_threads_write_at_once(path: Path) -> None:
     open_store(path).close()
 
     def writer(tag: int) -> Any:
-        def run(w: int) -> None:
-            h = open_store(path, busy_timeout_s=30.0)
-            for i in range(60):
-                seq = h.record(article(tag * 1000 + i))
-                os.write(w, f"{seq}\n".encode())
-            h.close()
+        def run(w: int) -> None:  # each process: 4 threads (2 share a handle), 8 in all
+            shared = open_store(path, busy_timeout_s=30.0)
+            lock = threading.Lock()
+            failed: list[BaseException] = []
+
+            def work(t: int) -> None:
+                try:
+                    h = shared if t < 2 else open_store(path, busy_timeout_s=30.0)
+                    for i in range(15):
+                        seq = h.record(article(tag * 1000 + t * 100 + i))
+                        h.recent(3)
+                        with lock:
+                            os.write(w, f"{seq}\n".encode())
+                except BaseException as exc:
+                    failed.append(exc)
+
+            threads = [threading.Thread(target=work, args=(t,)) for t in range(4)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            if failed:
+                raise failed[0]
 
         return run
 

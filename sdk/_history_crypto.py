@@ -36,9 +36,12 @@ from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 from .errors import IntegrityError, UnsupportedFormatError, WrongKeyError
 
 __all__ = [
+    "AAD_PREFIX",
     "KEY_BYTES",
+    "MIN_RECORD",
     "NONCE_BYTES",
     "RECORD_VERSION",
+    "SEQ_KEY",
     "RandomBytes",
     "derive_passphrase_key",
     "event_aad",
@@ -102,12 +105,13 @@ def unwrap(master: bytes, blob: bytes, aad: bytes, *, what: str) -> bytes:
         raise IntegrityError(f"the wrapped {what} failed authentication") from None
 
 
-_AAD_PREFIX: Final = b"edgerec/history/event" + bytes([RECORD_VERSION])
-_SEQ_KEY = struct.Struct(">QI").pack
+AAD_PREFIX: Final = b"edgerec/history/event" + bytes([RECORD_VERSION])
+SEQ_KEY: Final = struct.Struct(">QI").pack
+MIN_RECORD: Final = 1 + NONCE_BYTES + TAG_BYTES
 
 
 def event_aad(pid: bytes, seq: int, key_id: int) -> bytes:
-    return _AAD_PREFIX + pid + _SEQ_KEY(seq, key_id)
+    return AAD_PREFIX + pid + SEQ_KEY(seq, key_id)
 
 
 def seal_record(
@@ -129,7 +133,7 @@ def seal_record(
 
 def open_record(aead: AESGCM | None, pid: bytes, seq: int, key_id: int, blob: bytes) -> bytes:
     """Decrypt one event or raise ``IntegrityError(seq=...)``; never partial plaintext."""
-    if not isinstance(blob, bytes) or len(blob) < 1 + NONCE_BYTES + TAG_BYTES:
+    if not isinstance(blob, bytes) or len(blob) < MIN_RECORD:
         raise IntegrityError(f"event seq={seq} is malformed", seq=seq)
     if blob[0] != RECORD_VERSION:
         raise UnsupportedFormatError(
@@ -138,6 +142,6 @@ def open_record(aead: AESGCM | None, pid: bytes, seq: int, key_id: int, blob: by
     if aead is None:
         raise IntegrityError(f"event seq={seq} names a key this profile does not have", seq=seq)
     try:
-        return aead.decrypt(blob[1:13], blob[13:], _AAD_PREFIX + pid + _SEQ_KEY(seq, key_id))
+        return aead.decrypt(blob[1:13], blob[13:], AAD_PREFIX + pid + SEQ_KEY(seq, key_id))
     except InvalidTag:
         raise IntegrityError(f"event seq={seq} failed authentication", seq=seq) from None

@@ -73,6 +73,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Final, Protocol, Self, runtime_checkable
 
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlite_utils import Database
 
@@ -1140,24 +1141,43 @@ class ReadingHistory:
             _check_int("limit", limit, 0, MAX_LIMIT)
             with self._read() as conn:
                 head = self._load_head(conn)
-                rows = _valid_rows(
-                    conn.execute(
-                        "SELECT seq, key_id, blob FROM events WHERE pid = ? "
-                        "ORDER BY seq DESC LIMIT ?",
-                        (prof.pid, limit),
-                    ).fetchall()
-                )
+                rows = conn.execute(
+                    "SELECT seq, key_id, blob FROM events WHERE pid = ? ORDER BY seq DESC LIMIT ?",
+                    (prof.pid, limit),
+                ).fetchall()
             if len(rows) != min(limit, head.count):
                 raise IntegrityError("rows of this profile are missing (truncated history)")
-            keys = prof.keys
-            pid = prof.pid
+            # The hot path (the ranker reads the last L events per recommendation): the
+            # checks of _valid_rows and open_record, inlined. A column holding the wrong type
+            # fails the range check, struct.pack or decrypt with TypeError / struct.error.
+            key_for = prof.keys.get
+            aad_prefix = hc.AAD_PREFIX + prof.pid
+            pack = hc.SEQ_KEY
+            last = head.last_seq
             out = []
-            for seq, key_id, blob in rows:
-                if seq > head.last_seq:
-                    raise IntegrityError(f"event seq={seq} is past the head record", seq=seq)
-                out.append(
-                    _decode_event(seq, hc.open_record(keys.get(key_id), pid, seq, key_id, blob))
-                )
+            seq = None
+            try:
+                for seq, key_id, blob in rows:
+                    if not 0 < seq <= last:
+                        raise IntegrityError(f"event seq={seq} is past the head record", seq=seq)
+                    aead = key_for(key_id)
+                    if (
+                        aead is None
+                        or type(blob) is not bytes
+                        or len(blob) < hc.MIN_RECORD
+                        or blob[0] != hc.RECORD_VERSION
+                    ):  # the slow path raises, naming the precise fault
+                        hc.open_record(aead, prof.pid, seq, key_id, _blob(blob, f"event {seq}"))
+                        continue  # unreachable
+                    plain = aead.decrypt(blob[1:13], blob[13:], aad_prefix + pack(seq, key_id))
+                    out.append(_decode_event(seq, plain))
+            except InvalidTag:
+                raise IntegrityError(f"event seq={seq} failed authentication", seq=seq) from None
+            except (TypeError, struct.error, OverflowError):
+                where = f"event seq={seq}" if type(seq) is int else "an event row"
+                raise IntegrityError(
+                    f"{where} is malformed", seq=seq if type(seq) is int else None
+                ) from None
             return out
 
     def _all_events(self) -> list[HistoryEvent]:

@@ -75,7 +75,8 @@ def test_b1_kill9_during_appends_loses_no_acknowledged_write(path: Path) -> None
         if n % 2:  # half the kills land anywhere, open included
             time.sleep(rng.uniform(0, 0.03))
         else:  # half after the first acknowledged write, mid-stream
-            read_lines_until(r, 10.0, want=1)
+            first, _ = read_lines_until(r, 30.0, want=1)
+            assert first, "the appender acknowledged nothing"
             time.sleep(rng.uniform(0, 0.01))
         kill9(pid)
         acked |= {int(s) for s in drain(r)}
@@ -86,7 +87,7 @@ def test_b1_kill9_during_appends_loses_no_acknowledged_write(path: Path) -> None
                 assert h.verify() == len(present)
             missing = acked - present
             assert not missing, f"acknowledged writes lost: {sorted(missing)[:5]}"
-    assert len(acked) > kills  # the kills really hit a working appender
+    assert len(acked) >= kills // 2  # the kills really hit a working appender
 
 
 # ------------------------------------------------------------- A11: rotation

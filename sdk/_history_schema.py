@@ -14,9 +14,7 @@ read, the profile names and the event times are inside AES-256-GCM ciphertexts.
 from __future__ import annotations
 
 import sqlite3
-from typing import Final
-
-from sqlite_utils import Database, Migrations
+from typing import TYPE_CHECKING, Final
 
 from .errors import (
     HistoryError,
@@ -28,14 +26,16 @@ from .errors import (
     StorageIOError,
 )
 
-__all__ = ["FORMAT_VERSION", "MIGRATIONS", "translate"]
+if TYPE_CHECKING:
+    from sqlite_utils import Database, Migrations
+
+__all__ = ["FORMAT_VERSION", "MIGRATION_SET", "apply_migrations", "pending_migrations", "translate"]
 
 FORMAT_VERSION: Final = 1
+MIGRATION_SET: Final = "edgerec.history"
+MIGRATIONS_TABLE: Final = "_sqlite_migrations"  # sqlite-utils' own table name
 
-MIGRATIONS = Migrations("edgerec.history")
 
-
-@MIGRATIONS(name="0001_initial")
 def _initial(db: Database) -> None:
     # store-level records: format version, store id, KDF parameters, key-check canary,
     # the wrapped store key, the rollback generation and its MAC.
@@ -63,8 +63,48 @@ def _initial(db: Database) -> None:
     db.table("events").create(
         {"pid": bytes, "seq": int, "key_id": int, "blob": bytes}, pk=("pid", "seq")
     )
-    # profiles whose erasure was started: finished on the next open if interrupted.
+    # profiles whose erasure was started: the scrub is finished on the next open.
     db.table("erase_journal").create({"pid": bytes}, pk="pid")
+
+
+# In order; a new schema version appends here (and bumps FORMAT_VERSION if old SDKs must
+# refuse the file).
+_STEPS: Final = (("0001_initial", _initial),)
+
+
+def _migrations() -> Migrations:
+    # sqlite-utils is imported only when a store is created or migrated: opening an
+    # up-to-date store (the kiosk's cold start) needs no sqlite-utils at all.
+    from sqlite_utils import Migrations
+
+    migrations = Migrations(MIGRATION_SET)
+    for name, step in _STEPS:
+        migrations(name=name)(step)
+    return migrations
+
+
+def pending_migrations(conn: sqlite3.Connection) -> list[str]:
+    """Names of the migrations not yet applied (plain SQL on sqlite-utils' table)."""
+    exists = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (MIGRATIONS_TABLE,)
+    ).fetchone()
+    applied = set()
+    if exists:
+        applied = {
+            r[0]
+            for r in conn.execute(
+                f"SELECT name FROM {MIGRATIONS_TABLE} WHERE migration_set = ?", (MIGRATION_SET,)
+            )
+        }
+    return [name for name, _ in _STEPS if name not in applied]
+
+
+def apply_migrations(conn: sqlite3.Connection) -> None:
+    """Apply the pending migrations through sqlite-utils (inside the caller's transaction:
+    sqlite-utils nests them as savepoints)."""
+    from sqlite_utils import Database
+
+    _migrations().apply(Database(conn))
 
 
 # SQLite primary result codes (https://sqlite.org/rescode.html).

@@ -75,10 +75,9 @@ from typing import Any, Final, Protocol, Self, runtime_checkable
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from sqlite_utils import Database
 
 from . import _history_crypto as hc
-from ._history_schema import FORMAT_VERSION, MIGRATIONS, translate
+from ._history_schema import FORMAT_VERSION, apply_migrations, pending_migrations, translate
 from .errors import (
     ClosedError,
     HistoryError,
@@ -299,7 +298,6 @@ class ReadingHistory:
     _profile: _Profile | None
     _read_only: bool
     _conn: sqlite3.Connection
-    _db: Database
     _store_id: bytes
     _master: bytes
     _kdf_raw: bytes
@@ -484,7 +482,6 @@ class ReadingHistory:
                 ":memory:", isolation_level=None, check_same_thread=False, timeout=0
             )
             self._conn.execute("PRAGMA secure_delete = ON")
-            self._db = Database(self._conn)
             return
         fs = filesystem_type(path.resolve().parent)
         if fs in NETWORK_FILESYSTEMS:
@@ -552,7 +549,6 @@ class ReadingHistory:
         except BaseException:
             conn.close()
             raise
-        self._db = Database(conn)
 
     # ------------------------------------------------------------ sql plumbing
     @contextmanager
@@ -628,7 +624,7 @@ class ReadingHistory:
                 raise ReadOnlyStorageError("cannot create a history store read-only")
             with self._write() as conn:
                 if self._meta_if_exists(conn) is None:  # not created meanwhile by another
-                    MIGRATIONS.apply(self._db)
+                    apply_migrations(conn)
                     created_master = self._create_store(conn, key, passphrase, keyring_service)
             self._store_created = True
         with self._sql():
@@ -640,10 +636,10 @@ class ReadingHistory:
                 f"the history store has format {int(fmt)}; this SDK reads {FORMAT_VERSION}"
             )
         with self._sql():
-            pending = MIGRATIONS.pending(self._db)
+            pending = pending_migrations(conn)
         if pending:
-            with self._write():
-                MIGRATIONS.apply(self._db)
+            with self._write() as conn:
+                apply_migrations(conn)
         with self._read() as conn:
             store_id = self._meta(conn, "store_id") or b""
             kdf_raw = self._meta(conn, "kdf") or b"{}"

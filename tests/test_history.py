@@ -1163,3 +1163,19 @@ def test_any_valid_event_round_trips_exactly(
         at,
         dwell,
     )
+
+
+def test_opening_an_up_to_date_store_needs_no_sqlite_utils(path: Path) -> None:
+    """Cold start (DESIGN.md section 7): sqlite-utils is loaded to create or migrate."""
+    import subprocess
+
+    filled(path, 1).close()
+    code = (
+        "import sys, edgerec\n"
+        f"h = edgerec.ReadingHistory.open({str(path)!r}, key=bytes(range(32)))\n"
+        "assert len(h) == 1\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('sqlite_utils', 'tensorflow', 'keyring')))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

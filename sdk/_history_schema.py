@@ -111,6 +111,9 @@ def apply_migrations(conn: sqlite3.Connection) -> None:
 _BUSY, _LOCKED, _READONLY, _IOERR, _CORRUPT, _FULL, _CANTOPEN, _NOTADB = 5, 6, 8, 10, 11, 13, 14, 26
 
 
+_SCHEMA_DAMAGE: Final = ("no such table", "no such column", "already exists", "could not decode")
+
+
 def translate(exc: sqlite3.Error) -> HistoryError:
     """The edgerec error for a sqlite3 exception. The message is fixed text: SQLite's own
     messages hold no user data today, but nothing obliges them not to."""
@@ -123,7 +126,14 @@ def translate(exc: sqlite3.Error) -> HistoryError:
         return StorageFullError("the disk or the history's max_bytes quota is full")
     if primary == _READONLY or "readonly" in text:
         return ReadOnlyStorageError("the history database is read-only")
-    if primary in (_CORRUPT, _NOTADB) or "malformed" in text or "not a database" in text:
+    if (
+        primary in (_CORRUPT, _NOTADB)
+        or "malformed" in text
+        or "not a database" in text
+        # this SDK's schema is fixed: a missing or doubled table or column, or undecodable
+        # schema text, means the file's schema pages were damaged
+        or any(sign in text for sign in _SCHEMA_DAMAGE)
+    ):
         return StorageCorruptError("the history database file is damaged or not a database")
     if primary == _IOERR:
         return StorageIOError("the operating system reported an I/O error on the history")

@@ -546,6 +546,9 @@ class ReadingHistory:
         except sqlite3.Error as exc:
             conn.close()
             raise translate(exc) from None
+        except UnicodeDecodeError:  # text SQLite returned from a damaged page
+            conn.close()
+            raise StorageCorruptError("the history database file is damaged") from None
         except BaseException:
             conn.close()
             raise
@@ -557,6 +560,8 @@ class ReadingHistory:
             yield self._conn
         except sqlite3.Error as exc:
             raise translate(exc) from None
+        except UnicodeDecodeError:  # text SQLite returned from a damaged page
+            raise StorageCorruptError("the history database file is damaged") from None
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:

@@ -1179,3 +1179,29 @@ def test_opening_an_up_to_date_store_needs_no_sqlite_utils(path: Path) -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_a8_random_byte_corruption_only_typed_errors(tmp_path: Path) -> None:
+    """Random bytes anywhere in the file: each open/read either works or raises an
+    EdgerecError (corrupt storage, integrity, format); never a raw exception or a hang."""
+    import random
+
+    pristine = tmp_path / "pristine.db"
+    filled(pristine, 60).close()
+    size = pristine.stat().st_size
+    rng = random.Random(8)
+    errors: dict[str, int] = {}
+    for _ in range(60):
+        case = tmp_path / "case.db"
+        data = bytearray(pristine.read_bytes())
+        for _ in range(rng.choice([1, 4, 32])):
+            data[rng.randrange(size)] = rng.randrange(256)
+        case.write_bytes(bytes(data))
+        try:
+            with open_store(case) as h:
+                h.verify()
+                h.recent(60)
+            errors["none"] = errors.get("none", 0) + 1
+        except EdgerecError as exc:
+            errors[type(exc).__name__] = errors.get(type(exc).__name__, 0) + 1
+    assert errors.get("StorageCorruptError", 0) + errors.get("IntegrityError", 0) > 10, errors

@@ -7,12 +7,15 @@ messages that hold no key bytes and no plaintext.
 Key hierarchy::
 
     master key (host: raw 32 bytes | scrypt(passphrase) | OS keystore)
-      ├─ key-check canary          AES-256-GCM, proves the master key at open
-      ├─ store secret (wrapped)    HMAC key for pseudonymous profile ids, profile names
-      ├─ store MAC key = HKDF(master) for the rollback generation record
-      └─ per profile, wrapped:  MAC key (head record, row digests; lives as long as the
-                                profile) and one or two data keys (key ids; two only while
-                                rotate_profile_key() is re-encrypting)
+      ├─ key-check canary        AES-256-GCM; proves the master key at open (WrongKeyError)
+      └─ store key (wrapped)     random; rotate_master_key() re-wraps only this
+           ├─ HKDF "profile-wrap"  wraps each profile's keys (below)
+           ├─ HKDF "profile-id"    HMAC: profile name -> pseudonymous 16-byte id
+           ├─ HKDF "profile-name"  AES-GCM: the encrypted profile names
+           └─ HKDF "generation"    HMAC over the rollback generation record
+    per profile, wrapped:  a MAC key (head record and row digests; lives as long as the
+                           profile) and one data key per key id (two only while
+                           rotate_profile_key() is re-encrypting)
 
 Record layout (one AES-256-GCM ciphertext per event)::
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import hmac
 import struct
+import unicodedata
 from collections.abc import Callable
 from typing import Final
 
@@ -67,8 +68,13 @@ RandomBytes = Callable[[int], bytes]
 
 
 def derive_passphrase_key(passphrase: str, salt: bytes, n: int, r: int, p: int) -> bytes:
-    """The master key from a passphrase: scrypt(NFC-free UTF-8 bytes, salt, n, r, p)."""
-    return Scrypt(salt=salt, length=KEY_BYTES, n=n, r=r, p=p).derive(passphrase.encode("utf-8"))
+    """The master key from a passphrase: scrypt(UTF-8 of its NFC form, salt, n, r, p).
+
+    NFC, so that "é" typed as one code point or as e + combining accent (another keyboard
+    or input method on the same kiosk) is the same passphrase.
+    """
+    data = unicodedata.normalize("NFC", passphrase).encode("utf-8")
+    return Scrypt(salt=salt, length=KEY_BYTES, n=n, r=r, p=p).derive(data)
 
 
 def hkdf(key: bytes, info: bytes) -> bytes:

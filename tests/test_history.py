@@ -1205,3 +1205,12 @@ def test_a8_random_byte_corruption_only_typed_errors(tmp_path: Path) -> None:
         except EdgerecError as exc:
             errors[type(exc).__name__] = errors.get(type(exc).__name__, 0) + 1
     assert errors.get("StorageCorruptError", 0) + errors.get("IntegrityError", 0) > 10, errors
+
+
+def test_passphrase_is_nfc_normalised(path: Path) -> None:
+    composed, decomposed = "caf\u00e9 ol\u00e9", "cafe\u0301 ole\u0301"
+    filled(path, 1, passphrase=composed, scrypt_n=FAST_SCRYPT).close()
+    with open_store(path, passphrase=decomposed) as h:
+        assert len(h) == 1
+    with pytest.raises(WrongKeyError):
+        open_store(path, passphrase="cafe ole")

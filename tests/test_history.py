@@ -928,7 +928,7 @@ def test_erasing_active_profile_leaves_handle_without_profile(path: Path) -> Non
         assert len(h) == 0
 
 
-def test_read_only_open(path: Path) -> None:
+def test_b7_read_only_open(path: Path) -> None:
     filled(path, 3).close()
     before = digest(path)
     with open_store(path, read_only=True) as h:

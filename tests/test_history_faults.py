@@ -391,9 +391,8 @@ def test_b8_io_errors_are_typed_and_not_retried(path: Path, fail_on: str) -> Non
         assert h2.verify() == 1 and [e.article_id for e in h2] == ["N1"]
 
 
-def test_nothing_raw_crosses_on_a_damaged_head_after_kill(path: Path) -> None:
-    """A head record edited by someone else is an IntegrityError, not a KeyError or
-    struct.error (the typed-error promise holds on every path)."""
+def test_damaged_head_digest_is_integrity_error(path: Path) -> None:
+    """A head digest of the wrong length is an IntegrityError at open, not a raw error."""
     with open_store(path) as h:
         h.record(article(1))
     with raw_sql(path) as conn:

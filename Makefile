@@ -42,6 +42,7 @@ test: lint pytest pytest-pure
 
 bench: $(VENV)/.dev
 	$(BIN)/python benchmarks/bench_hashing.py
+	$(BIN)/python benchmarks/bench_history.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info native/*.c

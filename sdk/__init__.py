@@ -13,18 +13,53 @@ Example:
 """
 
 from . import hashing
-from .errors import EdgerecError, InvalidInputError, InvalidTypeError, SpecError
+from .errors import (
+    ClosedError,
+    EdgerecError,
+    HistoryError,
+    IntegrityError,
+    InvalidInputError,
+    InvalidTypeError,
+    KeyUnavailableError,
+    ReadOnlyStorageError,
+    RollbackDetectedError,
+    SpecError,
+    StorageBusyError,
+    StorageCorruptError,
+    StorageError,
+    StorageFullError,
+    StorageIOError,
+    UnsupportedFormatError,
+    WrongKeyError,
+)
 from .features import FeatureSpec, FieldSpec, featurize, tokenize
+from .history import HistoryEvent, MonotonicCounter, ReadingHistory
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "ClosedError",
     "EdgerecError",
     "FeatureSpec",
     "FieldSpec",
+    "HistoryError",
+    "HistoryEvent",
+    "IntegrityError",
     "InvalidInputError",
     "InvalidTypeError",
+    "KeyUnavailableError",
+    "MonotonicCounter",
+    "ReadOnlyStorageError",
+    "ReadingHistory",
+    "RollbackDetectedError",
     "SpecError",
+    "StorageBusyError",
+    "StorageCorruptError",
+    "StorageError",
+    "StorageFullError",
+    "StorageIOError",
+    "UnsupportedFormatError",
+    "WrongKeyError",
     "__version__",
     "featurize",
     "hashing",

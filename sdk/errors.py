@@ -11,13 +11,26 @@ from __future__ import annotations
 
 __all__ = [
     "BundleError",
+    "ClosedError",
     "EdgerecError",
+    "HistoryError",
     "IncompatibleModelError",
+    "IntegrityError",
     "InvalidInputError",
     "InvalidTypeError",
+    "KeyUnavailableError",
     "ModelLoadError",
+    "ReadOnlyStorageError",
+    "RollbackDetectedError",
     "RuntimeUnavailableError",
     "SpecError",
+    "StorageBusyError",
+    "StorageCorruptError",
+    "StorageError",
+    "StorageFullError",
+    "StorageIOError",
+    "UnsupportedFormatError",
+    "WrongKeyError",
 ]
 
 
@@ -57,3 +70,82 @@ class IncompatibleModelError(BundleError):
 
 class ModelLoadError(BundleError):
     """The TFLite runtime refused the model, or its golden outputs do not match."""
+
+
+# --------------------------------------------------------------------- reading history
+class HistoryError(EdgerecError):
+    """Root of the errors of the encrypted reading history (:class:`~edgerec.ReadingHistory`).
+
+    Messages name a profile only by its pseudonymous id and a row only by its sequence
+    number: never a profile name, an article id, a title or key bytes.
+    """
+
+
+class ClosedError(HistoryError):
+    """The history was closed (or its profile erased); open it again to use it."""
+
+
+class WrongKeyError(HistoryError):
+    """The master key, passphrase or keystore entry does not open this store.
+
+    Detected at open through a key-check canary, before any row is read; the file is left
+    untouched (never replaced by a new store).
+    """
+
+
+class KeyUnavailableError(HistoryError):
+    """The OS keystore cannot give the master key: ``keyring`` is not installed, has no
+    usable backend, is locked, or holds no entry for this store."""
+
+
+class IntegrityError(HistoryError):
+    """Stored history failed authentication: a flipped bit, swapped or moved ciphertexts,
+    deleted or truncated rows. Nothing of the affected row is returned.
+
+    Attributes:
+        seq: the sequence number of the row at fault, or ``None`` when the fault is about
+            the profile as a whole (a row count or head record mismatch).
+    """
+
+    def __init__(self, message: str, *, seq: int | None = None) -> None:
+        super().__init__(message)
+        self.seq = seq
+
+
+class UnsupportedFormatError(HistoryError):
+    """The store or a record uses a format version this SDK does not know (written by a
+    newer SDK, or a damaged version byte)."""
+
+
+class RollbackDetectedError(HistoryError):
+    """The store is older than the host's monotonic counter says it must be: the database
+    file (and its WAL) were replaced by an earlier copy."""
+
+
+class StorageError(HistoryError):
+    """The database file cannot be used as asked (the leaves say why)."""
+
+
+class StorageCorruptError(StorageError):
+    """The database file is damaged or not a database. It is never reset silently: move it
+    aside with :meth:`~edgerec.ReadingHistory.quarantine`."""
+
+
+class StorageBusyError(StorageError):
+    """Another connection held the database lock for longer than ``busy_timeout``. Nothing
+    was written; retry later."""
+
+
+class StorageFullError(StorageError):
+    """The disk, or the store's ``max_bytes`` quota, is full. The write was rolled back;
+    earlier data is intact."""
+
+
+class ReadOnlyStorageError(StorageError):
+    """A write was asked of a store opened read-only, or whose file or folder is
+    read-only. Nothing was written."""
+
+
+class StorageIOError(StorageError):
+    """The operating system reported an I/O error. The operation failed as a whole and is
+    not retried."""

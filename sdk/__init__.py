@@ -14,15 +14,19 @@ Example:
 
 from . import hashing
 from .errors import (
+    BundleError,
     ClosedError,
     EdgerecError,
     HistoryError,
+    IncompatibleModelError,
     IntegrityError,
     InvalidInputError,
     InvalidTypeError,
     KeyUnavailableError,
+    ModelLoadError,
     ReadOnlyStorageError,
     RollbackDetectedError,
+    RuntimeUnavailableError,
     SpecError,
     StorageBusyError,
     StorageCorruptError,
@@ -34,24 +38,31 @@ from .errors import (
 )
 from .features import FeatureSpec, FieldSpec, featurize, tokenize
 from .history import HistoryEvent, MonotonicCounter, ReadingHistory
+from .recommender import Recommendation, Recommender
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "BundleError",
     "ClosedError",
     "EdgerecError",
     "FeatureSpec",
     "FieldSpec",
     "HistoryError",
     "HistoryEvent",
+    "IncompatibleModelError",
     "IntegrityError",
     "InvalidInputError",
     "InvalidTypeError",
     "KeyUnavailableError",
+    "ModelLoadError",
     "MonotonicCounter",
     "ReadOnlyStorageError",
     "ReadingHistory",
+    "Recommendation",
+    "Recommender",
     "RollbackDetectedError",
+    "RuntimeUnavailableError",
     "SpecError",
     "StorageBusyError",
     "StorageCorruptError",

@@ -10,7 +10,7 @@ from types import ModuleType
 import pytest
 
 import edgerec
-from edgerec import _values, bundle, errors, features, hashing, history
+from edgerec import _values, bundle, errors, features, hashing, history, recommender
 from edgerec.trainer import config, examples, synthetic
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -18,7 +18,19 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 
 @pytest.mark.parametrize(
     "module",
-    [edgerec, features, hashing, _values, errors, synthetic, config, examples, bundle, history],
+    [
+        edgerec,
+        features,
+        hashing,
+        _values,
+        errors,
+        synthetic,
+        config,
+        examples,
+        bundle,
+        history,
+        recommender,
+    ],
     ids=lambda m: m.__name__,
 )
 def test_docstring_examples(module: ModuleType) -> None:

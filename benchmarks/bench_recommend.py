@@ -1,0 +1,224 @@
+"""`Recommender.recommend()` end to end: 50 history items (stored encrypted, decrypted at
+open) x 500 candidates, top 10, next to a bare `Invoke` of the model's rank signature on the
+same tensors, in one run on one core; the lock under 4 threads; and the cold start in a new
+process (import, open the store, load the model, first recommendation) with its peak RSS.
+Prints JSON.
+
+    python benchmarks/bench_recommend.py [--bundle DIR] [--calls 1000] [--cold-runs 5]
+
+Targets (DESIGN.md section 7): p50 <= 1 ms, p99 <= 3 ms, p50 <= 2x the bare invoke; cold
+start <= 0.5 s and <= 100 MB, TensorFlow never imported. Articles are SYNTHETIC (seeded).
+The default bundle is the committed synthetic fixture (small); the shipped architecture's
+figures come from ``--bundle RUN/bundle`` of ``edgerec-train pipeline --config default``
+(never commit that bundle).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _env import hardware, pin_to_one_core
+
+import edgerec
+from edgerec import featurize
+from edgerec.bundle import Bundle
+from edgerec.trainer.synthetic import synthetic_articles
+
+FIXTURE = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "tiny_bundle"
+KEY = bytes(range(32))  # a benchmark key, never a real one
+
+COLD_START = r"""
+import json, resource, sys, time
+start = time.perf_counter()
+import edgerec
+imported = time.perf_counter()
+home, bundle, feed = sys.argv[1], sys.argv[2], sys.argv[3]
+rec = edgerec.Recommender.open(home, key=bytes(range(32)), bundle=bundle)
+opened = time.perf_counter()
+candidates = json.load(open(feed))
+result = rec.recommend(candidates, k=10)
+done = time.perf_counter()
+assert len(result) == 10
+print(json.dumps({
+    "import_s": imported - start,
+    "open_and_load_s": opened - imported,
+    "first_recommendation_s": done - opened,
+    "total_s": done - start,
+    "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    "tensorflow_imported": "tensorflow" in sys.modules,
+}))
+"""
+
+
+def percentiles(times_ms: list[float]) -> dict[str, float]:
+    ordered = sorted(times_ms)
+    return {
+        "p50_ms": round(statistics.median(ordered), 4),
+        "p99_ms": round(ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))], 4),
+        "mean_ms": round(statistics.fmean(ordered), 4),
+    }
+
+
+def timed(fn: Callable[[], object], calls: int, warmup: int = 20) -> list[float]:
+    for _ in range(warmup):
+        fn()
+    out = []
+    for _ in range(calls):
+        start = time.perf_counter()
+        fn()
+        out.append((time.perf_counter() - start) * 1e3)
+    return out
+
+
+def threaded(fn: Callable[[], object], threads: int, calls_each: int) -> float:
+    """Calls per second with ``threads`` threads sharing one Recommender."""
+    barrier = threading.Barrier(threads + 1)
+
+    def work() -> None:
+        barrier.wait()
+        for _ in range(calls_each):
+            fn()
+
+    pool = [threading.Thread(target=work) for _ in range(threads)]
+    for t in pool:
+        t.start()
+    barrier.wait()
+    start = time.perf_counter()
+    for t in pool:
+        t.join()
+    return threads * calls_each / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--bundle", type=Path, default=FIXTURE)
+    parser.add_argument("--history", type=int, default=50)
+    parser.add_argument("--candidates", type=int, default=500)
+    parser.add_argument("--calls", type=int, default=1000)
+    parser.add_argument("--cold-runs", type=int, default=5)
+    args = parser.parse_args()
+    core = pin_to_one_core()
+
+    articles = synthetic_articles(args.history + 3 * args.candidates, seed=11)
+    reads = articles[: args.history]
+    feeds = [
+        articles[args.history + i * args.candidates : args.history + (i + 1) * args.candidates]
+        for i in range(3)
+    ]
+    scratch = tempfile.TemporaryDirectory(prefix="edgerec-bench-")
+    home = Path(scratch.name) / "home"
+    bundle = Bundle.load(args.bundle)
+    with edgerec.Recommender.open(home, key=KEY, bundle=bundle) as rec:
+        record_ms = []
+        for i, article in enumerate(reads):
+            start = time.perf_counter()
+            rec.record_read(article, at=1_700_000_000 + i * 60)
+            record_ms.append((time.perf_counter() - start) * 1e3)
+
+    rec = edgerec.Recommender.open(home, key=KEY, bundle=bundle)  # decrypts the history
+    candidates = feeds[0]
+    refresh_ms = []
+    for feed in feeds:  # a feed refresh: every candidate featurized and embedded once
+        start = time.perf_counter()
+        rec.recommend(feed, k=10)
+        refresh_ms.append((time.perf_counter() - start) * 1e3)
+    rec.recommend(candidates, k=10)
+    steady = timed(lambda: rec.recommend(candidates, k=10), args.calls)
+    rules = timed(
+        lambda: rec.recommend(
+            candidates, k=10, max_per_source=2, freshness_half_life_h=12, diversity=0.3
+        ),
+        args.calls,
+    )
+    decrypt = timed(lambda: rec.history.recent(args.history), max(50, args.calls // 10))
+
+    ranker = rec._engine.ranker
+    assert ranker is not None
+    spec = bundle.manifest.spec
+    padded = ranker.pad_history(featurize(reads, spec))  # (1, L, F)
+    cands = featurize(candidates, spec)[None]  # (1, N, F)
+    runner = ranker._runners["rank"]
+    runner(history=padded, candidates=cands)  # sets the shapes and tensors once
+    wrapper, index = runner._interpreter_wrapper, runner._subgraph_index
+    bare = timed(lambda: wrapper.Invoke(index), args.calls)
+
+    one_thread = threaded(lambda: rec.recommend(candidates, k=10), 1, 200)
+    four_threads = threaded(lambda: rec.recommend(candidates, k=10), 4, 100)
+    rec.close()
+
+    feed_file = Path(scratch.name) / "feed.json"
+    feed_file.write_text(json.dumps(candidates))
+    cold = []
+    for _ in range(args.cold_runs):
+        done = subprocess.run(
+            [sys.executable, "-c", COLD_START, str(home), str(args.bundle), str(feed_file)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        cold.append(json.loads(done.stdout))
+    cold_total = statistics.median(c["total_s"] for c in cold)
+    cold_rss = max(c["peak_rss_mb"] for c in cold)
+
+    p_steady, p_bare = percentiles(steady), percentiles(bare)
+    result: dict[str, Any] = {
+        "benchmark": "recommend",
+        "hardware": hardware(core),
+        "bundle": str(args.bundle),
+        "model": {
+            "version": bundle.manifest.model_version,
+            "history_len": bundle.manifest.history_len,
+            "vector_dim": bundle.manifest.vector_dim,
+            "n_buckets": spec.n_buckets,
+            "bytes": bundle.manifest.model_bytes,
+        },
+        "inputs": {
+            "history_items": args.history,
+            "candidates": args.candidates,
+            "k": 10,
+            "articles": "synthetic (seeded)",
+            "calls": args.calls,
+        },
+        "recommend": {
+            "steady": p_steady,
+            "with_rules": percentiles(rules),
+            "feed_refresh_ms": [round(t, 3) for t in refresh_ms],
+        },
+        "bare_invoke_rank": p_bare,
+        "ratio_p50_recommend_vs_bare_invoke": round(p_steady["p50_ms"] / p_bare["p50_ms"], 3),
+        "record_read": percentiles(record_ms),
+        "history_recent_decrypt": {"items": args.history, **percentiles(decrypt)},
+        "threads": {
+            "calls_per_s_1_thread": round(one_thread, 1),
+            "calls_per_s_4_threads_one_lock": round(four_threads, 1),
+        },
+        "cold_start": {
+            "runs": cold,
+            "median_total_s": round(cold_total, 4),
+            "max_peak_rss_mb": round(cold_rss, 1),
+            "tensorflow_imported": any(c["tensorflow_imported"] for c in cold),
+        },
+        "targets": {
+            "p50_le_1ms": p_steady["p50_ms"] <= 1.0,
+            "p99_le_3ms": p_steady["p99_ms"] <= 3.0,
+            "p50_le_2x_bare_invoke": p_steady["p50_ms"] <= 2 * p_bare["p50_ms"],
+            "cold_start_le_0_5s": cold_total <= 0.5,
+            "cold_start_le_100mb": cold_rss <= 100,
+        },
+    }
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,244 @@
+"""The ``edgerec`` command (also ``python -m edgerec``): a device's view of the SDK.
+
+    edgerec info [--home DIR]
+    edgerec recommend --home DIR --candidates FILE.jsonl [--k N] [--json]
+    edgerec history add|list|export|erase --home DIR ...
+    edgerec inspect-model BUNDLE
+
+The history key comes from ``--key-file`` (32 raw bytes) or a passphrase in the environment
+variable named by ``--passphrase-env`` (default ``EDGEREC_PASSPHRASE``); never from the
+command line, where other users of the machine could read it. Errors are one line on
+stderr and exit code 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from . import __version__, hashing
+from ._json import StrictJSONError, loads_strict
+from .errors import EdgerecError, InvalidInputError
+
+__all__ = ["main"]
+
+PASSPHRASE_ENV = "EDGEREC_PASSPHRASE"
+MAX_LINE_BYTES = 4 << 20
+
+
+def _key_args(args: argparse.Namespace) -> dict[str, Any]:
+    if args.key_file is not None:
+        try:
+            key = Path(args.key_file).read_bytes()
+        except OSError as exc:
+            raise InvalidInputError(f"--key-file: cannot read it ({exc.strerror})") from None
+        return {"key": key}
+    passphrase = os.environ.get(args.passphrase_env)
+    if passphrase:
+        return {"passphrase": passphrase}
+    raise InvalidInputError(
+        f"no history key: give --key-file FILE or set the environment variable "
+        f"{args.passphrase_env}"
+    )
+
+
+def _read_jsonl(path: str) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    try:
+        with open(path, "rb") as fh:
+            for number, line in enumerate(fh, start=1):
+                if not line.strip():
+                    continue
+                if len(line) > MAX_LINE_BYTES:
+                    raise InvalidInputError(f"{path}: line {number} is above {MAX_LINE_BYTES} B")
+                try:
+                    row = loads_strict(line)
+                except (StrictJSONError, UnicodeDecodeError) as exc:
+                    raise InvalidInputError(f"{path}: line {number}: {exc}") from None
+                if not isinstance(row, dict):
+                    raise InvalidInputError(f"{path}: line {number} is not a JSON object")
+                rows.append(row)
+    except OSError as exc:
+        raise InvalidInputError(f"{path}: cannot read it ({exc.strerror})") from None
+    return rows
+
+
+def _open(args: argparse.Namespace) -> Any:
+    from .recommender import Recommender
+
+    return Recommender.open(args.home, profile=args.profile, bundle=args.bundle, **_key_args(args))
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from . import runtime
+    from .home import active_model_dir, read_pointer
+
+    try:
+        runtime.interpreter_class()
+        runtime_name = runtime.RUNTIME
+    except EdgerecError as exc:
+        runtime_name = f"unavailable ({exc})"
+    info: dict[str, Any] = {
+        "edgerec": __version__,
+        "hashing": hashing.IMPLEMENTATION,
+        "tflite_runtime": runtime_name,
+    }
+    if args.home is not None:
+        home = Path(args.home)
+        info["home"] = str(home)
+        info["active_model"] = read_pointer(home).get("version")
+        info["active_model_dir"] = str(active_model_dir(home) or "")
+    for key, value in info.items():
+        print(f"{key}: {value}")
+    return 0
+
+
+def cmd_recommend(args: argparse.Namespace) -> int:
+    candidates = _read_jsonl(args.candidates)
+    with _open(args) as rec:
+        results = rec.recommend(candidates, k=args.k)
+        version = rec.model_version
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "model_version": version,
+                    "recommendations": [
+                        {"id": r.id, "rank": r.rank, "score": r.score, "reasons": r.reasons}
+                        for r in results
+                    ],
+                }
+            )
+        )
+    else:
+        for r in results:
+            reasons = "; ".join(r.reasons)
+            print(f"{r.rank:>3}  {r.id:<24} {r.score:+.3f}  {reasons}")
+    return 0
+
+
+def cmd_history_add(args: argparse.Namespace) -> int:
+    articles = _read_jsonl(args.file)
+    with _open(args) as rec:
+        for article in articles:
+            rec.record_read(article)
+        total = len(rec.history)
+    print(f"recorded {len(articles)} reads; profile {args.profile!r} holds {total}")
+    return 0
+
+
+def cmd_history_list(args: argparse.Namespace) -> int:
+    with _open(args) as rec:
+        events = rec.history.recent(args.limit)
+    for event in events:
+        title = event.features.get("title") or ""
+        print(f"{event.when:%Y-%m-%d %H:%M:%S}  {event.article_id:<24} {title}")
+    return 0
+
+
+def cmd_history_export(args: argparse.Namespace) -> int:
+    with _open(args) as rec:
+        text = rec.history.export()
+    if args.out:
+        Path(args.out).write_text(text, encoding="utf-8")
+        print(f"wrote {args.out}")
+    else:
+        print(text)
+    return 0
+
+
+def cmd_history_erase(args: argparse.Namespace) -> int:
+    if not args.yes:
+        raise InvalidInputError("erasing a profile cannot be undone: add --yes")
+    with _open(args) as rec:
+        rec.history.erase_profile(args.profile)
+    print(f"erased profile {args.profile!r}")
+    return 0
+
+
+def cmd_inspect_model(args: argparse.Namespace) -> int:
+    from .bundle import Bundle, Ranker
+
+    bundle = Bundle.load(args.bundle)
+    m = bundle.manifest
+    worst = Ranker(bundle).check_golden()
+    print(f"model_version: {m.model_version}")
+    print(f"created: {m.created}")
+    print(f"model: {m.model_bytes} bytes, sha256 {m.model_sha256}")
+    print(f"quantization: {json.dumps(m.quantization)}")
+    print(f"history_len: {m.history_len}, vector_dim: {m.vector_dim}")
+    print(f"feature_spec: {m.spec.width} columns, {m.spec.n_buckets} buckets")
+    print(f"golden cases: {len(m.golden)} pass (largest difference {worst:.3g})")
+    print(f"metrics: {json.dumps(m.metrics, sort_keys=True)}")
+    return 0
+
+
+def _home_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--home", required=True, help="the device home folder")
+    parser.add_argument("--profile", default="default", help="reader profile")
+    parser.add_argument("--bundle", default=None, help="rank with this bundle folder")
+    parser.add_argument("--key-file", default=None, help="file holding the 32-byte master key")
+    parser.add_argument(
+        "--passphrase-env",
+        default=PASSPHRASE_ENV,
+        help=f"environment variable holding the passphrase (default {PASSPHRASE_ENV})",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="edgerec", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("info", help="versions, runtime, and a home's active model")
+    p.add_argument("--home", default=None)
+    p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("recommend", help="rank a JSONL file of candidate articles")
+    _home_args(p)
+    p.add_argument("--candidates", required=True, help="JSONL, one article per line")
+    p.add_argument("--k", type=int, default=10)
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_recommend)
+
+    history = sub.add_parser("history", help="the encrypted reading history")
+    hsub = history.add_subparsers(dest="history_command", required=True)
+    p = hsub.add_parser("add", help="record the reads in a JSONL file of articles")
+    _home_args(p)
+    p.add_argument("--file", required=True)
+    p.set_defaults(func=cmd_history_add)
+    p = hsub.add_parser("list", help="the newest reads")
+    _home_args(p)
+    p.add_argument("--limit", type=int, default=20)
+    p.set_defaults(func=cmd_history_list)
+    p = hsub.add_parser("export", help="the profile's reads as JSON")
+    _home_args(p)
+    p.add_argument("--out", default=None)
+    p.set_defaults(func=cmd_history_export)
+    p = hsub.add_parser("erase", help="destroy a profile's key and reads")
+    _home_args(p)
+    p.add_argument("--yes", action="store_true", help="confirm")
+    p.set_defaults(func=cmd_history_erase)
+
+    p = sub.add_parser("inspect-model", help="check a bundle and print its manifest")
+    p.add_argument("bundle")
+    p.set_defaults(func=cmd_inspect_model)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except (EdgerecError, OSError) as exc:
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        print(f"edgerec: error: {type(exc).__name__}: {message}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

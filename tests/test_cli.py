@@ -1,0 +1,121 @@
+"""The `edgerec` command (sdk/cli.py) and `python -m edgerec`, on SYNTHETIC articles and the
+committed fixture bundle: every subcommand, one-line errors, exit code 1."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from edgerec.cli import main
+from edgerec.trainer.synthetic import synthetic_articles
+
+FIXTURE = Path(__file__).parent / "fixtures" / "tiny_bundle"
+
+
+@pytest.fixture()
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    key = tmp_path / "master.key"
+    key.write_bytes(bytes(range(32)))
+    articles = synthetic_articles(40, seed=9)
+    reads = tmp_path / "reads.jsonl"
+    reads.write_text("".join(json.dumps(a) + "\n" for a in articles[:5]))
+    feed = tmp_path / "feed.jsonl"
+    feed.write_text("".join(json.dumps(a) + "\n" for a in articles[5:]))
+    home = tmp_path / "home"
+    base = ["--home", str(home), "--key-file", str(key), "--bundle", str(FIXTURE)]
+    return {"home": home, "base": base, "reads": reads, "feed": feed, "articles": articles}
+
+
+def test_history_add_list_recommend_export_erase(
+    env: dict[str, Any], capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    base = env["base"]
+    assert main(["history", "add", *base, "--file", str(env["reads"])]) == 0
+    assert "recorded 5 reads" in capsys.readouterr().out
+    assert main(["history", "list", *base, "--limit", "3"]) == 0
+    listed = capsys.readouterr().out.splitlines()
+    assert len(listed) == 3 and env["articles"][4]["id"] in listed[0]
+    assert main(["recommend", *base, "--candidates", str(env["feed"]), "--k", "4", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["model_version"] == 1
+    assert [r["rank"] for r in result["recommendations"]] == [1, 2, 3, 4]
+    assert result["recommendations"][0]["reasons"][0].startswith("because you read ")
+    assert main(["recommend", *base, "--candidates", str(env["feed"]), "--k", "2"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 2
+    out = tmp_path / "export.json"
+    assert main(["history", "export", *base, "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert env["articles"][0]["id"] in out.read_text()
+    assert main(["history", "erase", *base]) == 1
+    assert "--yes" in capsys.readouterr().err
+    assert main(["history", "erase", *base, "--yes"]) == 0
+    capsys.readouterr()
+    assert main(["history", "list", *base]) == 0
+    assert capsys.readouterr().out == ""
+
+
+def test_passphrase_comes_from_the_environment(
+    env: dict[str, Any], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    base = ["--home", str(env["home"]), "--bundle", str(FIXTURE)]
+    monkeypatch.delenv("EDGEREC_PASSPHRASE", raising=False)
+    assert main(["history", "list", *base]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "EDGEREC_PASSPHRASE" in err
+    monkeypatch.setenv("EDGEREC_PASSPHRASE", "correct horse battery staple")
+    assert main(["history", "add", *base, "--file", str(env["reads"])]) == 0
+    capsys.readouterr()
+    monkeypatch.setenv("EDGEREC_PASSPHRASE", "wrong passphrase")
+    assert main(["history", "list", *base]) == 1
+    err = capsys.readouterr().err
+    assert "WrongKeyError" in err and "wrong passphrase" not in err
+
+
+def test_errors_are_one_line_with_exit_code_1(
+    env: dict[str, Any], capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"id": "a"}\n{"id": "b", "published_at": NaN}\n')
+    assert main(["recommend", *env["base"], "--candidates", str(bad)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("edgerec: error: ") and err.count("\n") == 1 and "line 2" in err
+    dup = tmp_path / "dup.jsonl"
+    dup.write_text('{"id": "a"}\n{"id": "a"}\n')
+    assert main(["recommend", *env["base"], "--candidates", str(dup)]) == 1
+    assert "duplicate" in capsys.readouterr().err
+    assert main(["recommend", *env["base"], "--candidates", str(tmp_path / "none")]) == 1
+    assert "cannot read" in capsys.readouterr().err
+    assert main(["inspect-model", str(tmp_path)]) == 1
+    assert "BundleError" in capsys.readouterr().err
+
+
+def test_info_and_inspect_model(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["info"]) == 0
+    out = capsys.readouterr().out
+    assert "tflite_runtime: ai-edge-litert" in out and "hashing:" in out
+    assert main(["inspect-model", str(FIXTURE)]) == 0
+    out = capsys.readouterr().out
+    assert "model_version: 1" in out and "golden cases:" in out and "pass" in out
+
+
+def test_python_dash_m_edgerec_works(env: dict[str, Any]) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "edgerec", "inspect-model", str(FIXTURE)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "model_version: 1" in done.stdout
+    done = subprocess.run(
+        [sys.executable, "-m", "edgerec", "recommend", "--home", str(env["home"])],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 2 and "--candidates" in done.stderr  # argparse usage error

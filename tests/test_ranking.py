@@ -1,0 +1,259 @@
+"""edgerec.ranking (the Recommender's engine) on the committed SYNTHETIC fixture bundle:
+scores equal the model's, the candidate cache, cold start, rules, reasons, bad input."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from edgerec import featurize
+from edgerec.bundle import Bundle, Ranker
+from edgerec.errors import InvalidInputError, InvalidTypeError
+from edgerec.ranking import COLD_START_HALF_LIFE_H, MAX_CANDIDATES, Engine
+from edgerec.trainer.synthetic import synthetic_articles
+
+FIXTURE = Path(__file__).parent / "fixtures" / "tiny_bundle"
+NOW = 1_701_000_000.0
+
+
+@pytest.fixture(scope="module")
+def bundle() -> Bundle:
+    return Bundle.load(FIXTURE)
+
+
+@pytest.fixture()
+def engine(bundle: Bundle) -> Engine:
+    return Engine(bundle)
+
+
+@pytest.fixture(scope="module")
+def feed() -> list[dict[str, Any]]:
+    return synthetic_articles(60, seed=3)
+
+
+def _rec(engine: Engine, candidates: Any, **kw: Any) -> list[Any]:
+    args: dict[str, Any] = {
+        "k": 10,
+        "now": NOW,
+        "exclude_read": True,
+        "categories": None,
+        "exclude_categories": None,
+        "sources": None,
+        "exclude_sources": None,
+        "max_per_source": None,
+        "freshness_half_life_h": None,
+        "diversity": None,
+    }
+    args.update(kw)
+    return engine.recommend(candidates, **args)
+
+
+def _with_history(engine: Engine, reads: list[dict[str, Any]]) -> None:
+    engine.load_reader(reads)
+
+
+def test_scores_are_the_models_rank_scores(engine: Engine, bundle: Bundle, feed: list) -> None:
+    history, candidates = feed[:8], feed[8:]
+    _with_history(engine, history)
+    got = _rec(engine, candidates, k=len(candidates))
+    ranker = Ranker(bundle)
+    spec = bundle.manifest.spec
+    expected = ranker.rank(featurize(history, spec), featurize(candidates, spec))
+    by_id = {a["id"]: float(s) for a, s in zip(candidates, expected, strict=True)}
+    assert len(got) == len(candidates)
+    for r in got:
+        assert r.score == pytest.approx(by_id[r.id], abs=1e-4)
+    assert [r.rank for r in got] == list(range(1, len(got) + 1))
+    assert all(a.score >= b.score for a, b in itertools.pairwise(got))
+
+
+def test_candidates_are_embedded_once_and_re_embedded_when_changed(
+    engine: Engine, feed: list, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _with_history(engine, feed[:5])
+    assert engine.ranker is not None
+    calls: list[int] = []
+    real = engine.ranker.item_vectors
+    monkeypatch.setattr(
+        engine.ranker, "item_vectors", lambda rows: calls.append(len(rows)) or real(rows)
+    )
+    first = _rec(engine, feed[5:])
+    assert calls == [55]
+    again = _rec(engine, feed[5:])
+    assert calls == [55] and again == first
+    edited = [dict(a) for a in feed[5:]]
+    edited[3]["title"] = "A completely different headline"
+    _rec(engine, edited)
+    assert calls == [55, 1]
+
+
+def test_cold_start_ranks_by_prior_and_freshness(engine: Engine, bundle: Bundle) -> None:
+    prior = bundle.manifest.cold_start_prior["subcategory"]
+    best = max(prior, key=prior.get)
+    worst = min(prior, key=prior.get)
+    same_time = NOW - 3600
+    cands = [
+        {"id": "low", "subcategory": worst, "published_at": same_time},
+        {"id": "high", "subcategory": best, "published_at": same_time},
+        {"id": "bare"},
+    ]
+    got = _rec(engine, cands)
+    assert [r.id for r in got] == ["high", "bare", "low"]  # no time: no freshness penalty
+    assert got[0].reasons == ("popular now", "new")
+    low = next(r for r in got if r.id == "low")
+    assert "popular now" not in low.reasons and "new" in low.reasons
+    # Freshness decides between equal priors: two days older halves the odds twice.
+    cands = [
+        {"id": "old", "subcategory": best, "published_at": NOW - 48 * 3600},
+        {"id": "fresh", "subcategory": best, "published_at": NOW - 60},
+    ]
+    got = _rec(engine, cands)
+    assert [r.id for r in got] == ["fresh", "old"]
+    gap = got[0].score - got[1].score
+    assert gap == pytest.approx(math.log(2) * (48 - 1 / 60) / COLD_START_HALF_LIFE_H, rel=1e-6)
+    assert got[1].reasons == ("popular now",)
+
+
+def test_no_model_ranks_by_freshness_and_never_returns_nothing() -> None:
+    engine = Engine(None)
+    cands = [{"id": f"a{i}", "published_at": NOW - i * 3600} for i in range(5)]
+    got = _rec(engine, list(reversed(cands)), k=3)
+    assert [r.id for r in got] == ["a0", "a1", "a2"]
+    engine.load_reader([{"id": "a0"}])
+    assert [r.id for r in _rec(engine, cands, k=3)] == ["a1", "a2", "a3"]
+
+
+def test_because_you_read_names_the_nearest_history_item(engine: Engine, feed: list) -> None:
+    history = feed[:6]
+    _with_history(engine, history)
+    got = _rec(engine, feed[6:], k=5)
+    titles = {a["title"] for a in history}
+    for r in got:
+        assert len(r.reasons) >= 1
+        assert r.reasons[0].startswith("because you read ")
+        assert r.reasons[0].removeprefix("because you read ") in titles
+    # The candidate identical to a history item points at that item.
+    twin = dict(history[2], id="twin")
+    got = _rec(engine, [twin], k=1)
+    assert got[0].reasons[0] == f"because you read {history[2]['title']}"
+
+
+def test_exclude_read_and_incremental_reads(engine: Engine, feed: list) -> None:
+    _with_history(engine, feed[:3])
+    before = engine._user.copy()  # type: ignore[union-attr]
+    ids = {r.id for r in _rec(engine, feed[:20], k=20)}
+    assert not ids & {a["id"] for a in feed[:3]}
+    assert len(_rec(engine, feed[:20], k=20, exclude_read=False)) == 20
+    engine.add_read(feed[10]["id"], engine.prepare_read(feed[10]))
+    assert feed[10]["id"] not in {r.id for r in _rec(engine, feed[:20], k=20)}
+    assert not np.allclose(before, engine._user)  # type: ignore[arg-type]
+    # Incremental == loading the same history from scratch.
+    fresh = Engine(engine.bundle)
+    fresh.load_reader([*feed[:3], feed[10]])
+    np.testing.assert_allclose(fresh._user, engine._user, atol=1e-6)  # type: ignore[arg-type]
+
+
+def test_category_source_filters_and_per_source_cap(engine: Engine, feed: list) -> None:
+    _with_history(engine, feed[:4])
+    pool = feed[4:]
+    got = _rec(engine, pool, k=50, categories=["Sports", "TECH"])
+    cats = {a["id"]: a["category"] for a in pool}
+    assert got and {cats[r.id] for r in got} <= {"sports", "tech"}
+    got = _rec(engine, pool, k=50, exclude_categories=["sports"])
+    assert got and "sports" not in {cats[r.id] for r in got}
+    sources = {a["id"]: a["source"] for a in pool}
+    one = pool[0]["source"]
+    got = _rec(engine, pool, k=50, sources=[one])
+    assert got and {sources[r.id] for r in got} == {one}
+    got = _rec(engine, pool, k=50, exclude_sources=[one])
+    assert one not in {sources[r.id] for r in got}
+    got = _rec(engine, pool, k=10, max_per_source=1)
+    picked = [sources[r.id] for r in got]
+    assert len(picked) == len(set(picked)) == min(10, len(set(sources.values())))
+
+
+def test_diversity_spreads_the_list(engine: Engine, feed: list) -> None:
+    _with_history(engine, feed[:4])
+    pool = feed[4:]
+
+    def spread(results: list[Any]) -> float:
+        units = [engine.cached_unit(r.id) for r in results]
+        sims = [float(a @ b) for i, a in enumerate(units) for b in units[i + 1 :]]
+        return float(np.mean(sims))
+
+    plain = _rec(engine, pool, k=8)
+    diverse = _rec(engine, pool, k=8, diversity=0.9)
+    assert spread(diverse) < spread(plain)
+    assert _rec(engine, pool, k=8, diversity=0.0) == plain
+
+
+@pytest.mark.parametrize(
+    ("candidates", "error", "where"),
+    [
+        ([{"id": "a"}, {"title": "no id"}], InvalidInputError, "candidates[1]"),
+        ([{"id": "a"}, {"id": 7}], InvalidTypeError, "candidates[1]"),
+        ([{"id": "a"}, {"id": "a"}], InvalidInputError, "duplicate"),
+        ([{"id": "a"}, {"id": "b", "published_at": float("nan")}], InvalidInputError, "[1]"),
+        ([{"id": "a"}, {"id": "b", "title": "x" * 1_000_000}], InvalidInputError, "[1]"),
+        ([{"id": "a"}, "not a mapping"], InvalidTypeError, "candidates[1]"),
+        ({"id": "a"}, InvalidTypeError, "candidates"),
+    ],
+)
+def test_bad_candidates_are_typed_errors_and_cache_nothing(
+    engine: Engine, feed: list, candidates: Any, error: type, where: str
+) -> None:
+    _with_history(engine, feed[:3])
+    _rec(engine, feed[3:10])
+    cached = dict(engine._cands)
+    with pytest.raises(error) as info:
+        _rec(engine, candidates)
+    assert where in str(info.value)
+    assert "x" * 50 not in str(info.value)
+    assert dict(engine._cands) == cached
+
+
+def test_too_many_candidates_and_bad_arguments(engine: Engine) -> None:
+    with pytest.raises(InvalidInputError, match="limit"):
+        _rec(engine, [{"id": str(i)} for i in range(MAX_CANDIDATES + 1)])
+    for k in (0, -1):
+        with pytest.raises(InvalidInputError, match="k must"):
+            _rec(engine, [{"id": "a"}], k=k)
+    with pytest.raises(InvalidTypeError, match="k must"):
+        _rec(engine, [{"id": "a"}], k=2.0)
+    with pytest.raises(InvalidInputError, match="freshness_half_life_h"):
+        _rec(engine, [{"id": "a"}], freshness_half_life_h=float("nan"))
+    with pytest.raises(InvalidInputError, match="diversity"):
+        _rec(engine, [{"id": "a"}], diversity=1.5)
+    with pytest.raises(InvalidTypeError, match="categories"):
+        _rec(engine, [{"id": "a"}], categories="sports")
+    # k above the candidate count is clamped, not an error.
+    assert len(_rec(engine, [{"id": "a"}, {"id": "b"}], k=10)) == 2
+
+
+def test_100k_candidates_are_refused_before_any_work(engine: Engine) -> None:
+    huge = [{"id": f"n{i}"} for i in range(100_000)]
+    with pytest.raises(InvalidInputError, match="100000 articles"):
+        _rec(engine, huge)
+    assert len(engine._cands) == 0
+
+
+def test_the_cache_is_bounded_and_slots_are_reused(
+    engine: Engine, feed: list, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from edgerec import ranking
+
+    monkeypatch.setattr(ranking, "CACHE_SIZE", 30)
+    _with_history(engine, feed[:3])
+    first = _rec(engine, feed[3:28], k=5)
+    assert len(engine._cands) == 25
+    rows = len(engine._vectors)
+    _rec(engine, feed[28:48], k=5)  # 45 cached > 30: only this feed stays
+    assert set(engine._cands) == {a["id"] for a in feed[28:48]}
+    again = _rec(engine, feed[3:28], k=5)  # re-embedded into freed rows
+    assert again == first
+    assert len(engine._vectors) <= max(rows, 45) + 256

@@ -1,0 +1,178 @@
+"""edgerec.Recommender over the encrypted history and the committed SYNTHETIC fixture
+bundle: open/close, record_read, recommend, cold start, profiles, threads, bad input,
+TensorFlow never imported."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import edgerec
+from edgerec.errors import ClosedError, InvalidInputError, InvalidTypeError
+from edgerec.home import ACTIVE_FILE, MODELS_DIR
+from edgerec.trainer.synthetic import synthetic_articles
+
+FIXTURE = Path(__file__).parent / "fixtures" / "tiny_bundle"
+KEY = bytes(range(32))
+NOW = 1_701_000_000.0
+
+
+@pytest.fixture(scope="module")
+def feed() -> list[dict[str, Any]]:
+    return synthetic_articles(80, seed=5)
+
+
+def _open(home: Path, **kw: Any) -> edgerec.Recommender:
+    kw.setdefault("key", KEY)
+    kw.setdefault("bundle", FIXTURE)
+    return edgerec.Recommender.open(home, clock=lambda: NOW, **kw)
+
+
+def test_history_persists_encrypted_and_shapes_the_ranking(tmp_path: Path, feed: list) -> None:
+    with _open(tmp_path) as rec:
+        assert rec.model_version == 1
+        cold = rec.recommend(feed[10:], k=5)
+        for article in feed[:6]:
+            rec.record_read(article, at=NOW - 3600, dwell_s=30.0)
+        warm = rec.recommend(feed[10:], k=5)
+        assert [r.id for r in warm] != [r.id for r in cold]
+        assert all(r.reasons[0].startswith("because you read ") for r in warm)
+    raw = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.is_file())
+    assert feed[0]["title"].encode() not in raw
+    # Reopened: the same history is decrypted and gives the same ranking.
+    with _open(tmp_path) as rec:
+        assert len(rec.history) == 6
+        assert rec.recommend(feed[10:], k=5) == warm
+        assert not {r.id for r in rec.recommend(feed[:20], k=20)} & {a["id"] for a in feed[:6]}
+
+
+def test_cold_start_never_returns_nothing(tmp_path: Path, feed: list) -> None:
+    with _open(tmp_path) as rec:
+        got = rec.recommend(feed[:30], k=10)
+        assert len(got) == 10
+        assert any(r.reasons for r in got)
+        assert rec.recommend([feed[0]], k=10)[0].id == feed[0]["id"]
+
+
+def test_without_a_model_it_ranks_by_freshness(tmp_path: Path) -> None:
+    with _open(tmp_path, bundle=None) as rec:
+        assert rec.model_version is None
+        cands = [{"id": f"a{i}", "published_at": NOW - i * 600} for i in range(4)]
+        assert [r.id for r in rec.recommend(cands[::-1], k=2)] == ["a0", "a1"]
+        rec.record_read({"id": "a0", "title": "read it"})
+        assert [r.id for r in rec.recommend(cands, k=2)] == ["a1", "a2"]
+
+
+def test_the_installed_model_is_used_when_no_bundle_is_given(tmp_path: Path) -> None:
+    import shutil
+
+    models = tmp_path / MODELS_DIR
+    shutil.copytree(FIXTURE, models / "1")
+    (models / ACTIVE_FILE).write_text(json.dumps({"version": 1}))
+    with _open(tmp_path, bundle=None) as rec:
+        assert rec.model_version == 1
+
+
+def test_a_bad_read_stores_nothing(tmp_path: Path, feed: list) -> None:
+    with _open(tmp_path) as rec:
+        rec.record_read(feed[0])
+        for bad, error in (
+            ({"id": "x", "published_at": float("nan")}, InvalidInputError),
+            ({"id": "x", "title": "t" * 1_000_000}, InvalidInputError),
+            ({"title": "no id"}, InvalidInputError),
+            ({"id": 5}, InvalidTypeError),
+            ("not an article", InvalidTypeError),
+        ):
+            with pytest.raises(error):
+                rec.record_read(bad)  # type: ignore[arg-type]
+        assert len(rec.history) == 1
+
+
+def test_profiles_are_isolated_and_switching_forgets_the_previous_reader(
+    tmp_path: Path, feed: list
+) -> None:
+    with _open(tmp_path, profile="ana") as rec:
+        for article in feed[:5]:
+            rec.record_read(article)
+        ana = rec.recommend(feed[10:], k=5)
+        rec.switch_profile("ben")
+        assert rec.profile == "ben"
+        assert rec._engine._reads == [] and rec._engine._user is None
+        assert len(rec.history) == 0
+        ben_cold = rec.recommend(feed[10:], k=5)
+        assert ben_cold != ana
+        rec.switch_profile("ana")
+        assert rec.recommend(feed[10:], k=5) == ana
+    # B's ranking is the same whether or not A's history exists (E5).
+    with _open(tmp_path / "other", profile="ben") as rec:
+        assert rec.recommend(feed[10:], k=5) == ben_cold
+
+
+def test_calls_after_close_are_closed_errors(tmp_path: Path, feed: list) -> None:
+    rec = _open(tmp_path)
+    rec.close()
+    rec.close()  # idempotent
+    with pytest.raises(ClosedError):
+        rec.recommend(feed[:3])
+    with pytest.raises(ClosedError):
+        rec.record_read(feed[0])
+
+
+def test_bad_open_arguments(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(InvalidInputError, match="home"):
+        edgerec.Recommender.open(tmp_path / "file", key=KEY)
+    with pytest.raises(InvalidTypeError, match="home"):
+        edgerec.Recommender.open(3, key=KEY)  # type: ignore[arg-type]
+    with pytest.raises(InvalidTypeError, match="bundle"):
+        edgerec.Recommender.open(tmp_path / "h", key=KEY, bundle=3)  # type: ignore[arg-type]
+    with pytest.raises(edgerec.BundleError):
+        edgerec.Recommender.open(tmp_path / "h", key=KEY, bundle=tmp_path / "missing")
+
+
+def test_threads_recommend_and_record_at_once(tmp_path: Path, feed: list) -> None:
+    errors: list[BaseException] = []
+    with _open(tmp_path) as rec:
+        rec.recommend(feed[20:], k=5)
+
+        def reader() -> None:
+            try:
+                for _ in range(30):
+                    assert len(rec.recommend(feed[20:], k=5)) == 5
+            except BaseException as exc:
+                errors.append(exc)
+
+        def writer(offset: int) -> None:
+            try:
+                for article in feed[offset : offset + 5]:
+                    rec.record_read(article)
+            except BaseException as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=reader) for _ in range(4)]
+        threads += [threading.Thread(target=writer, args=(i * 5,)) for i in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert not errors
+        assert len(rec.history) == 20
+        assert len(rec._engine._reads) == 20
+
+
+def test_tensorflow_is_never_imported(tmp_path: Path, feed: list) -> None:
+    code = (
+        "import sys, edgerec\n"
+        f"rec = edgerec.Recommender.open({str(tmp_path)!r}, key=bytes(range(32)), "
+        f"bundle={str(FIXTURE)!r})\n"
+        f"rec.record_read({feed[0]!r})\n"
+        f"print(len(rec.recommend({feed[1:20]!r}, k=3)), 'tensorflow' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["3", "False"]

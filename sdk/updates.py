@@ -55,6 +55,7 @@ import logging
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -67,6 +68,7 @@ from urllib.parse import urlsplit
 
 from tuf.api import exceptions as tuf_exc
 from tuf.api.metadata import Metadata, Root
+from tuf.api.serialization import DeserializationError
 from tuf.ngclient import Updater, UpdaterConfig
 from tuf.ngclient.fetcher import FetcherInterface
 
@@ -189,6 +191,9 @@ class _DeadlineFetcher(FetcherInterface):
         conn = conn_cls(parts.hostname or "", parts.port, timeout=self._remaining())
         try:
             conn.request("GET", path or "/", headers={"User-Agent": "edgerec-updates"})
+            # Kept: getresponse() drops conn.sock when the server closes after the body
+            # (HTTP/1.0), but the response still reads from this socket.
+            sock = conn.sock
             response = conn.getresponse()
         except TimeoutError:
             conn.close()
@@ -199,17 +204,21 @@ class _DeadlineFetcher(FetcherInterface):
         if response.status >= 400:
             conn.close()
             raise tuf_exc.DownloadHTTPError(f"HTTP {response.status}", response.status)
-        return self._chunks(conn, response)
+        return self._chunks(conn, sock, response)
 
     def _chunks(
-        self, conn: http.client.HTTPConnection, response: http.client.HTTPResponse
+        self,
+        conn: http.client.HTTPConnection,
+        sock: socket.socket | None,
+        response: http.client.HTTPResponse,
     ) -> Iterator[bytes]:
         received = 0
         keep = bytearray()
         try:
             while True:
-                if conn.sock is not None:
-                    conn.sock.settimeout(self._remaining())
+                timeout = self._remaining()
+                if sock is not None:
+                    sock.settimeout(timeout)
                 try:
                     chunk = response.read1(self.chunk_size)
                 except TimeoutError:
@@ -229,6 +238,7 @@ class _DeadlineFetcher(FetcherInterface):
             self._remaining()  # a download that ends after the deadline still fails
             self.last_body = bytes(keep) if received <= 1 << 20 else b""
         finally:
+            response.close()
             conn.close()
 
 
@@ -259,6 +269,10 @@ def _translated(fetcher: FetcherInterface, tuf_dir: Path) -> Iterator[None]:
         raise ExpiredMetadataError(f"update metadata expired: {exc}") from None
     except tuf_exc.LengthOrHashMismatchError as exc:
         raise ManifestMismatchError(f"a download does not match its signed hash: {exc}") from None
+    except DeserializationError as exc:
+        if "Multiple signatures" in str(exc.__cause__):  # one key listed twice: counts once
+            raise SignatureError("update metadata lists one key's signature twice") from None
+        raise UpdateRejectedError(f"update metadata is malformed: {exc}") from None
     except tuf_exc.RepositoryError as exc:
         raise UpdateRejectedError(f"update metadata rejected: {exc}") from None
     except tuf_exc.DownloadLengthMismatchError as exc:

@@ -62,12 +62,13 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 from urllib.parse import urlsplit
 
 from tuf.api import exceptions as tuf_exc
-from tuf.api.metadata import Metadata, Root
+from tuf.api.metadata import Metadata, Root, Timestamp
 from tuf.api.serialization import DeserializationError
 from tuf.ngclient import Updater, UpdaterConfig
 from tuf.ngclient.fetcher import FetcherInterface
@@ -102,9 +103,11 @@ __all__ = [
     "TUF_DIR",
     "Limits",
     "UpdateResult",
+    "UpdateStatus",
     "bundle_target",
     "check_for_update",
     "rollback",
+    "update_status",
     "validate_in_child",
     "verified_active_model",
 ]
@@ -144,6 +147,42 @@ class UpdateResult:
     previous: int | None
     path: Path
     validation: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class UpdateStatus:
+    """What the device has, and whether its update metadata is stale (a freeze, a blocked
+    network, or a publisher that stopped signing: the device cannot tell which)."""
+
+    active: int | None
+    previous: int | None
+    rejected: int | None  # the newest version rolled back from
+    metadata_expires: datetime | None  # of the last verified timestamp; None: never checked
+    stale: bool  # no verified metadata, or it has expired
+
+
+def update_status(home: str | Path, *, now: datetime | None = None) -> UpdateStatus:
+    """The device's update state, for an app to show or report (reads files only).
+
+    Args:
+        home: the device home folder.
+        now: the time to judge expiry at (default: now, UTC).
+    """
+    home = checked_home(home)
+    pointer = read_pointer(home)
+    try:
+        path = home / TUF_DIR / "timestamp.json"
+        expires: datetime | None = Metadata[Timestamp].from_file(str(path)).signed.expires
+    except Exception:  # never checked, or unreadable: stale either way
+        expires = None
+    at = now or datetime.now(UTC)
+    return UpdateStatus(
+        pointer.get("version"),
+        pointer.get("previous"),
+        pointer.get("rejected"),
+        expires,
+        expires is None or expires <= at,
+    )
 
 
 # --- transport -----------------------------------------------------------------------------

@@ -334,9 +334,17 @@ def test_model_version_rollback_and_same_version_other_model(v1: Env) -> None:
 
 
 def test_expired_metadata_freeze(v1: Env) -> None:
-    """C5: a validly signed timestamp that has expired (signing time injected)."""
-    publish.refresh_timestamp(v1.repo, v1.keys, now=datetime.now(UTC) - timedelta(days=2))
+    """C5: a validly signed timestamp that has expired (signing time injected); the
+    staleness is visible through update_status."""
+    now = datetime.now(UTC)
+    status = updates.update_status(v1.home, now=now)
+    assert (status.active, status.stale) == (1, False)
+    assert status.metadata_expires is not None
+    assert status.metadata_expires - now <= timedelta(days=1)
+    publish.refresh_timestamp(v1.repo, v1.keys, now=now - timedelta(days=2))
     v1.rejected(ExpiredMetadataError)
+    assert updates.update_status(v1.home, now=now + timedelta(days=2)).stale
+    assert updates.update_status(v1.tmp / "fresh-home").stale
 
 
 def test_root_key_rotation(v1: Env) -> None:

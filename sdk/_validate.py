@@ -15,7 +15,7 @@ The checks, in order: the bundle's manifest and the model's length/sha256
 the flatbuffer is a built-in (no custom or Flex/select-TF op); the runtime builds the
 interpreter; each signature's input/output names, dtypes and shapes equal the manifest's;
 the golden inputs give the expected scores (finite, within tolerance); the latency of a
-golden call and the peak memory stay within budget.
+golden call and the peak resident memory stay within budget.
 """
 
 from __future__ import annotations
@@ -164,7 +164,9 @@ def _check_signatures(ranker: Any) -> None:
                     )
 
 
-def validate_bundle(folder: Path, *, latency_budget_ms: float) -> dict[str, Any]:
+def validate_bundle(
+    folder: Path, *, latency_budget_ms: float, memory_budget_mb: float = float("inf")
+) -> dict[str, Any]:
     """Run every check on the bundle in ``folder`` in this process (the child's body).
 
     Raises:
@@ -210,12 +212,12 @@ def validate_bundle(folder: Path, *, latency_budget_ms: float) -> dict[str, Any]
         raise Rejected(
             "validation", f"golden call took {latency:.2f} ms (budget {latency_budget_ms} ms)"
         )
-    return {
-        "ok": True,
-        "golden_max_diff": worst,
-        "latency_ms": latency,
-        "max_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
-    }
+    max_rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # Linux: kB
+    if max_rss_kb > memory_budget_mb * 1024:
+        raise Rejected(
+            "validation", f"peak memory {max_rss_kb >> 10} MB (budget {memory_budget_mb} MB)"
+        )
+    return {"ok": True, "golden_max_diff": worst, "latency_ms": latency, "max_rss_kb": max_rss_kb}
 
 
 def set_limits(cpu_seconds: int, address_space_mb: int) -> None:
@@ -230,12 +232,12 @@ def set_limits(cpu_seconds: int, address_space_mb: int) -> None:
 
 
 def main(argv: list[str]) -> int:
-    """``python -m edgerec._validate FOLDER LATENCY_MS CPU_S ADDRESS_SPACE_MB``: one JSON
-    line on stdout; exit 0 when the model passed, 3 when it was rejected."""
-    folder, budget = Path(argv[0]), float(argv[1])
+    """``python -m edgerec._validate FOLDER LATENCY_MS CPU_S ADDRESS_SPACE_MB MEMORY_MB``:
+    one JSON line on stdout; exit 0 when the model passed, 3 when it was rejected."""
+    folder, budget, memory = Path(argv[0]), float(argv[1]), float(argv[4])
     set_limits(int(argv[2]), int(argv[3]))
     try:
-        result = validate_bundle(folder, latency_budget_ms=budget)
+        result = validate_bundle(folder, latency_budget_ms=budget, memory_budget_mb=memory)
         code = 0
     except Rejected as exc:
         result, code = {"ok": False, "kind": exc.kind, "message": str(exc)}, 3

@@ -137,6 +137,7 @@ class Limits:
     address_space_mb: int = 2048  # RLIMIT_AS of the child (LiteRT maps generously)
     wall_seconds: float = 60.0  # killed after this, whatever it is doing
     latency_budget_ms: float = 50.0  # median of 5 golden rank() calls
+    memory_budget_mb: float = 200.0  # peak RSS of the child (Python + LiteRT + model: ~60)
 
 
 @dataclass(frozen=True)
@@ -459,6 +460,7 @@ def validate_in_child(
         str(limits.latency_budget_ms),
         str(limits.cpu_seconds),
         str(limits.address_space_mb),
+        str(limits.memory_budget_mb),
     ]
     try:
         proc = subprocess.run(

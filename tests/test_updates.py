@@ -428,10 +428,28 @@ def test_download_over_the_signed_length(v1: Env, mode: str) -> None:
     v1.rejected(DownloadTooLargeError)
 
 
-def test_signed_length_over_the_sdk_cap(v1: Env) -> None:
-    """C8: refused before downloading."""
+def test_signed_length_over_the_sdk_cap(v1: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    """C8: a model or a manifest whose signed length is over the SDK's cap: refused before
+    downloading."""
     v1.publish(2)
+    requested: list[str] = []
+    v1.server.hostile(lambda h: requested.append(h.path) or False)
     v1.rejected(DownloadTooLargeError, max_bytes=len(MODEL) - 1)
+    monkeypatch.setattr(updates, "MAX_MANIFEST_BYTES", 1000)
+    v1.rejected(DownloadTooLargeError)
+    assert requested and not [path for path in requested if "/bundles/2/" in path]
+
+
+def test_server_down_or_missing_files(v1: Env) -> None:
+    """Transport failures are UpdateError (retry later), never a raw exception."""
+    v1.server.hostile(lambda h: h.send_error(404) is None)
+    with pytest.raises(UpdateError) as info:
+        v1.install()
+    assert not isinstance(info.value, UpdateRejectedError)
+    v1.server.close()
+    with pytest.raises(UpdateError):
+        v1.install()
+    assert state(v1.home) == v1.before
 
 
 @pytest.mark.parametrize("mode", ["slow", "stall"])
@@ -557,6 +575,7 @@ def test_golden_mismatch_and_latency_budget(v1: Env) -> None:
     v1.rejected(ModelValidationError)
     v1.publish(3)
     v1.rejected(ModelValidationError, limits=updates.Limits(latency_budget_ms=0))
+    v1.rejected(ModelValidationError, limits=updates.Limits(memory_budget_mb=1))
 
 
 DEEP = "[" * 100 + "]" * 100
@@ -586,6 +605,24 @@ def test_hostile_manifest(v1: Env, edit: Callable[[str], str]) -> None:
     publish.publish(v1.repo, folder, v1.keys)
     v1.rejected(ManifestFormatError)
     assert not (v1.tmp / "evil").exists()
+
+
+def test_non_utf8_manifest(v1: Env) -> None:
+    """C14: signed bytes that are not UTF-8 (the publisher cannot even read them)."""
+    text = (
+        (FIXTURE / MANIFEST_FILE).read_bytes().replace(b'"model_version": 1', b'"model_version": 2')
+    )
+    bad = text.replace(b'"dynamic"', b'"dyn\xffamic"', 1)
+    assert bad != text
+
+    def edit(r: _Repo, md: Any) -> None:
+        _announce(2)(r, md)
+        for name, data in ((MANIFEST_FILE, bad), (MODEL_FILE, MODEL)):
+            path = updates.bundle_target(2, name)
+            md.signed.targets[path] = r.add_target(path, data)
+
+    resign(v1.repo, v1.keys, edit)
+    v1.rejected(ManifestFormatError)
 
 
 # --- B3: SIGKILL at each step --------------------------------------------------------------------

@@ -94,7 +94,7 @@ from .errors import (
     UpdateTimeoutError,
     VersionRollbackError,
 )
-from .home import MODELS_DIR, POINTER_TMP_PREFIX, checked_home, fsync_dir, read_pointer
+from .home import ACTIVE_FILE, MODELS_DIR, POINTER_TMP_PREFIX, checked_home, fsync_dir, read_pointer
 from .home import write_pointer as _write_pointer
 
 __all__ = [
@@ -671,9 +671,27 @@ def rollback(home: str | Path) -> int:
     return previous
 
 
+def _recover_pointer(home: Path) -> Path | None:
+    """No readable pointer: the newest installed bundle that verifies becomes active (the
+    pointer is written atomically, so this is a damaged disk, not an interrupted update)."""
+    models = home / MODELS_DIR
+    versions = sorted((int(p.name) for p in models.iterdir() if p.name.isdigit()), reverse=True)
+    for version in versions:
+        try:
+            path = Bundle.load(models / str(version)).path
+        except BundleError:
+            continue
+        if (models / ACTIVE_FILE).exists():
+            log.error("ModelFormatError: the active-model pointer is unreadable")
+        _write_pointer(home, version)
+        return path
+    return None
+
+
 def verified_active_model(home: str | Path) -> Path | None:
     """At startup: the active model's folder after :meth:`Bundle.load` re-verified it
-    (manifest schema, model length and sha256); a damaged one falls back to the previous.
+    (manifest schema, model length and sha256); a damaged one falls back to the previous,
+    an unreadable pointer to the newest installed bundle that verifies.
 
     Also removes what an interrupted update left behind. None when no model is installed.
 
@@ -686,7 +704,7 @@ def verified_active_model(home: str | Path) -> Path | None:
         pointer = read_pointer(home)
         version = pointer.get("version")
         if version is None:
-            return None
+            return _recover_pointer(home)
         try:
             return Bundle.load(models / str(version)).path
         except BundleError as exc:

@@ -233,6 +233,16 @@ def test_startup_falls_back_from_a_damaged_active_model(v1: Env) -> None:
         updates.verified_active_model(v1.home)
 
 
+def test_startup_recovers_from_an_unreadable_pointer(v1: Env) -> None:
+    """B4: active.json itself damaged: the newest installed bundle that verifies."""
+    v1.publish(2)
+    v1.install(validator=_ok)
+    (v1.home / "models" / "active.json").write_bytes(b"\x00garbage")
+    assert updates.verified_active_model(v1.home) == v1.home / "models" / "2"
+    assert read_pointer(v1.home) == {"version": 2}
+    assert updates.verified_active_model(v1.tmp / "empty-home") is None
+
+
 def test_disk_full_while_staging(v1: Env, monkeypatch: pytest.MonkeyPatch) -> None:
     """B6 (simulated: fsync of a staged file fails with ENOSPC), then a retry succeeds."""
     v1.publish(2)

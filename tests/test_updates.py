@@ -497,6 +497,27 @@ def test_malformed_model_is_never_activated(
     v1.rejected(errors)
 
 
+def test_random_mutations_never_escape_the_child(tmp_path: Path) -> None:
+    """C10 fuzz (seeded, small): 16 random byte changes per model; the child either passes
+    it (a weight changed within the golden tolerance) or the host gets a typed rejection."""
+    import random
+
+    rng = random.Random(7)
+    outcomes = set()
+    for i in range(6):
+        data = bytearray(MODEL)
+        for _ in range(16):
+            data[rng.randrange(8, len(data))] = rng.randrange(256)
+        folder = make_bundle(tmp_path, 2, model=bytes(data))
+        try:
+            updates.validate_in_child(folder, updates.Limits(wall_seconds=20))
+            outcomes.add("passed")
+        except UpdateRejectedError as exc:
+            outcomes.add(type(exc).__name__)
+        assert folder.is_dir(), i
+    assert outcomes - {"passed"}, "no mutation was caught: the test proves nothing"
+
+
 def test_a_crashing_validation_child_is_a_format_error(tmp_path: Path) -> None:
     """C10: a child killed by SIGSEGV, or running past its wall clock."""
     crash = [sys.executable, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGSEGV)"]

@@ -12,17 +12,25 @@ from __future__ import annotations
 __all__ = [
     "BundleError",
     "ClosedError",
+    "DownloadTooLargeError",
     "EdgerecError",
+    "ExpiredMetadataError",
     "HistoryError",
     "IncompatibleModelError",
+    "IncompatibleUpdateError",
     "IntegrityError",
     "InvalidInputError",
     "InvalidTypeError",
     "KeyUnavailableError",
+    "ManifestFormatError",
+    "ManifestMismatchError",
+    "ModelFormatError",
     "ModelLoadError",
+    "ModelValidationError",
     "ReadOnlyStorageError",
     "RollbackDetectedError",
     "RuntimeUnavailableError",
+    "SignatureError",
     "SpecError",
     "StorageBusyError",
     "StorageCorruptError",
@@ -30,6 +38,12 @@ __all__ = [
     "StorageFullError",
     "StorageIOError",
     "UnsupportedFormatError",
+    "UntrustedKeyError",
+    "UpdateError",
+    "UpdateRejectedError",
+    "UpdateStorageError",
+    "UpdateTimeoutError",
+    "VersionRollbackError",
     "WrongKeyError",
 ]
 
@@ -149,3 +163,73 @@ class ReadOnlyStorageError(StorageError):
 class StorageIOError(StorageError):
     """The operating system reported an I/O error. The operation failed as a whole and is
     not retried."""
+
+
+# --- Model updates (edgerec.updates). One block, kept together. ---------------------------
+
+
+class UpdateError(EdgerecError):
+    """A model update did not complete; the active model is unchanged.
+
+    Raised as such for transport failures (server unreachable, HTTP errors): try again later.
+    """
+
+
+class UpdateTimeoutError(UpdateError):
+    """The update did not finish within its deadline (slow retrieval or a stalled server)."""
+
+
+class UpdateStorageError(UpdateError):
+    """The device could not store the update (disk full, I/O error); partial files removed."""
+
+
+class UpdateRejectedError(UpdateError):
+    """The update was refused: it is not authentic, fresh, newer, well-formed or valid.
+
+    Retrying against the same repository will fail the same way.
+    """
+
+
+class SignatureError(UpdateRejectedError):
+    """Update metadata lacks a threshold of valid signatures from the trusted keys."""
+
+
+class UntrustedKeyError(SignatureError):
+    """Update metadata is signed, but only by keys the device does not trust."""
+
+
+class ExpiredMetadataError(UpdateRejectedError):
+    """Update metadata has expired (a freeze attack, or a publisher that stopped signing)."""
+
+
+class VersionRollbackError(UpdateRejectedError):
+    """The offered metadata or model is older than (or the same version as, but different
+    from) what the device already has."""
+
+
+class ManifestMismatchError(UpdateRejectedError):
+    """A downloaded file does not match the signed length/hash, or the manifest and model
+    belong to different releases (mix-and-match)."""
+
+
+class DownloadTooLargeError(UpdateRejectedError):
+    """A download exceeded its signed length or the SDK-wide size cap; it was aborted."""
+
+
+class ManifestFormatError(UpdateRejectedError):
+    """The downloaded manifest is not strict JSON or not the manifest schema."""
+
+
+class IncompatibleUpdateError(UpdateRejectedError, IncompatibleModelError):
+    """A well-formed update this SDK cannot run: a FeatureSpec it cannot reproduce, other
+    signatures than the manifest's, or ops outside the built-in allow-list."""
+
+
+class ModelFormatError(UpdateRejectedError):
+    """The model file is malformed: not a TFLite flatbuffer, refused by the runtime, or it
+    crashed the validation process."""
+
+
+class ModelValidationError(UpdateRejectedError):
+    """The model loads but fails validation: golden outputs off or not finite, or over the
+    latency/memory/CPU budget."""

@@ -3,7 +3,9 @@
 Errors become one line on stderr and exit code 1; progress goes to stderr, results to the
 output folder. Subcommands: ``evaluate`` (baselines on the evaluation file),
 ``pipeline`` (baselines, teacher, distilled students, int8 TFLite export, on-device
-evaluation and the bundle, in one report) and ``export`` (re-export a run's student).
+evaluation and the bundle, in one report), ``export`` (re-export a run's student), and the
+update channel (:mod:`edgerec.trainer.publish`, no TensorFlow): ``keygen``, ``publish``,
+``refresh-timestamp``, ``rotate-key``.
 """
 
 from __future__ import annotations
@@ -401,6 +403,111 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _expiry(args: argparse.Namespace) -> dict[str, Any]:
+    from datetime import timedelta
+
+    from .publish import ROLES
+
+    return {
+        role: timedelta(days=days)
+        for role in ROLES
+        if (days := getattr(args, f"{role}_days", None)) is not None
+    }
+
+
+def cmd_keygen(args: argparse.Namespace) -> int:
+    from .publish import ROLES, PublishError, keygen
+
+    try:
+        written = keygen(args.keys, args.roles or ROLES, count=args.count)
+    except PublishError as exc:
+        raise CliError(str(exc)) from None
+    _log(f"wrote {len(written)} private key file(s) (mode 0600) and their .pub in {args.keys}")
+    return 0
+
+
+def cmd_publish(args: argparse.Namespace) -> int:
+    from .publish import PublishError, publish
+
+    thresholds = dict(item.split("=", 1) for item in args.threshold)
+    try:
+        version = publish(
+            args.repo,
+            args.bundle,
+            args.keys,
+            thresholds={k: int(v) for k, v in thresholds.items()},
+            expiry=_expiry(args),
+        )
+    except (PublishError, ValueError) as exc:
+        raise CliError(str(exc)) from None
+    _log(f"published model {version} in {args.repo} (serve it with any static HTTP server)")
+    return 0
+
+
+def cmd_refresh_timestamp(args: argparse.Namespace) -> int:
+    from .publish import PublishError, refresh_timestamp
+
+    try:
+        version = refresh_timestamp(args.repo, args.keys, expiry=_expiry(args))
+    except PublishError as exc:
+        raise CliError(str(exc)) from None
+    _log(f"timestamp version {version} signed")
+    return 0
+
+
+def cmd_rotate_key(args: argparse.Namespace) -> int:
+    from .publish import PublishError, rotate_key
+
+    try:
+        version = rotate_key(
+            args.repo, args.keys, args.role, args.new_keys, threshold=args.new_threshold
+        )
+    except PublishError as exc:
+        raise CliError(str(exc)) from None
+    _log(f"root version {version} signed; move the new {args.role} key files into {args.keys}")
+    return 0
+
+
+def _publish_args(parser: argparse.ArgumentParser, *, expiry: bool = True) -> None:
+    parser.add_argument("--repo", type=Path, required=True, help="TUF repository folder")
+    parser.add_argument("--keys", type=Path, required=True, help="folder of the key files")
+    if expiry:
+        for role in ("root", "targets", "snapshot", "timestamp"):
+            parser.add_argument(
+                f"--{role}-days", type=float, default=None, help=f"{role} metadata lifetime"
+            )
+
+
+def _add_publish_commands(sub: Any) -> None:
+    kg = sub.add_parser("keygen", help="new Ed25519 key files for the update channel roles")
+    kg.add_argument("--keys", type=Path, required=True, help="folder for the key files")
+    kg.add_argument(
+        "--roles", nargs="+", choices=("root", "targets", "snapshot", "timestamp"), default=None
+    )
+    kg.add_argument("--count", type=int, default=1, help="keys per role (for thresholds)")
+    kg.set_defaults(func=cmd_keygen)
+    pb = sub.add_parser("publish", help="add a bundle to the TUF repository (created if new)")
+    _publish_args(pb)
+    pb.add_argument("--bundle", type=Path, required=True, help="bundle folder")
+    pb.add_argument(
+        "--threshold",
+        action="append",
+        default=[],
+        metavar="ROLE=N",
+        help="signatures needed for a role, when the repository is created",
+    )
+    pb.set_defaults(func=cmd_publish)
+    rt = sub.add_parser("refresh-timestamp", help="re-sign the timestamp (run on a schedule)")
+    _publish_args(rt)
+    rt.set_defaults(func=cmd_refresh_timestamp)
+    rk = sub.add_parser("rotate-key", help="replace a role's keys (new root signed by old+new)")
+    _publish_args(rk, expiry=False)
+    rk.add_argument("--role", choices=("root", "targets", "snapshot", "timestamp"), required=True)
+    rk.add_argument("--new-keys", type=Path, required=True, help="folder with the new key files")
+    rk.add_argument("--new-threshold", type=int, default=None)
+    rk.set_defaults(func=cmd_rotate_key)
+
+
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--data",
@@ -461,6 +568,7 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--quantization", choices=("dynamic", "full"), default="dynamic")
     ex.add_argument("--version", type=int, default=0, help="model version (default: now)")
     ex.set_defaults(func=cmd_export)
+    _add_publish_commands(sub)
     return parser
 
 

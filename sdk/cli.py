@@ -4,6 +4,8 @@
     edgerec recommend --home DIR --candidates FILE.jsonl [--k N] [--json]
     edgerec history add|list|export|erase --home DIR ...
     edgerec inspect-model BUNDLE
+    edgerec update --home DIR --url URL [--root root.json]
+    edgerec rollback --home DIR
 
 The history key comes from ``--key-file`` (32 raw bytes) or a passphrase in the environment
 variable named by ``--passphrase-env`` (default ``EDGEREC_PASSPHRASE``); never from the
@@ -178,6 +180,30 @@ def cmd_inspect_model(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_update(args: argparse.Namespace) -> int:
+    from . import updates
+
+    root = Path(args.root) if args.root else None
+    print(f"checking {args.url} for a newer model ...", flush=True)
+    result = updates.check_for_update(
+        args.home, args.url, trusted_root=root, deadline_s=args.deadline
+    )
+    if result is None:
+        status = updates.update_status(args.home)
+        print(f"up to date: model {status.active} is active")
+    else:
+        print(f"model {result.version} is active (previous: {result.previous})")
+    return 0
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    from . import updates
+
+    version = updates.rollback(args.home)
+    print(f"rolled back: model {version} is active")
+    return 0
+
+
 def _home_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--home", required=True, help="the device home folder")
     parser.add_argument("--profile", default="default", help="reader profile")
@@ -227,6 +253,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("inspect-model", help="check a bundle and print its manifest")
     p.add_argument("bundle")
     p.set_defaults(func=cmd_inspect_model)
+
+    p = sub.add_parser("update", help="pull, verify, validate and activate a newer model")
+    p.add_argument("--home", required=True, help="the device home folder")
+    p.add_argument("--url", required=True, help="the TUF repository's base URL")
+    p.add_argument("--root", default=None, help="the pinned root.json (first update only)")
+    p.add_argument("--deadline", type=float, default=120.0, help="seconds for all downloads")
+    p.set_defaults(func=cmd_update)
+
+    p = sub.add_parser("rollback", help="make the last known-good model active again")
+    p.add_argument("--home", required=True, help="the device home folder")
+    p.set_defaults(func=cmd_rollback)
     return parser
 
 

@@ -17,19 +17,30 @@ measures what the lock costs under contention).
 
 from __future__ import annotations
 
+import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Final
 
 from .bundle import Bundle
-from .errors import ClosedError, InvalidTypeError
+from .errors import BundleError, ClosedError, EdgerecError, InvalidTypeError, ModelLoadError
 from .history import ReadingHistory
 from .home import HISTORY_FILE, active_model_dir, checked_home
 from .ranking import READ_IDS_WINDOW, Engine, Recommendation
 
-__all__ = ["Recommendation", "Recommender"]
+if TYPE_CHECKING:
+    from .updates import UpdateResult
+
+__all__ = ["PROBATION_CALLS", "Recommendation", "Recommender"]
+
+log = logging.getLogger(__name__)
+
+# A newly activated model is on probation for its first calls: if one of them fails in the
+# interpreter or scores NaN/Inf, the SDK rolls back to the last known-good model.
+PROBATION_CALLS: Final = 20
 
 
 class Recommender:
@@ -51,6 +62,7 @@ class Recommender:
         self._clock = clock
         self._lock = threading.RLock()
         self._engine = Engine(bundle)
+        self._probation = 0
         self._load_reader()
 
     @classmethod
@@ -97,7 +109,18 @@ class Recommender:
             return bundle
         if bundle is None:
             installed = active_model_dir(home)
-            return Bundle.load(installed) if installed is not None else None
+            if installed is None:
+                return None
+            try:
+                return Bundle.load(installed)
+            except BundleError:
+                # Damaged on disk (power loss, bad sector): the update client re-verifies
+                # and falls back to the last known-good model. Imported here only: it
+                # pulls in TUF, which a normal start does not need.
+                from .updates import verified_active_model
+
+                good = verified_active_model(home)
+                return Bundle.load(good) if good is not None else None
         if not isinstance(bundle, (str, Path)):
             raise InvalidTypeError(
                 f"bundle must be a folder path or a Bundle, got {type(bundle).__name__}"
@@ -210,19 +233,104 @@ class Recommender:
         """
         with self._lock:
             self._open_history()
-            return self._engine.recommend(
-                candidates,
-                k=k,
-                now=self._now(now),
-                exclude_read=exclude_read,
-                categories=categories,
-                exclude_categories=exclude_categories,
-                sources=sources,
-                exclude_sources=exclude_sources,
-                max_per_source=max_per_source,
-                freshness_half_life_h=freshness_half_life_h,
-                diversity=diversity,
-            )
+            options: dict[str, Any] = {
+                "k": k,
+                "now": self._now(now),
+                "exclude_read": exclude_read,
+                "categories": categories,
+                "exclude_categories": exclude_categories,
+                "sources": sources,
+                "exclude_sources": exclude_sources,
+                "max_per_source": max_per_source,
+                "freshness_half_life_h": freshness_half_life_h,
+                "diversity": diversity,
+            }
+            if not self._probation:
+                return self._engine.recommend(candidates, **options)
+            return self._on_probation(candidates, options)
+
+    def _on_probation(self, candidates: Any, options: dict[str, Any]) -> list[Recommendation]:
+        """One of a new model's first calls: a failure in the model rolls back to the
+        previous model and the call is answered by it. Bad input is the caller's error."""
+        try:
+            out = self._engine.recommend(candidates, **options)
+            if not all(math.isfinite(r.score) for r in out):
+                raise ModelLoadError("the new model scored NaN or infinity")
+        except EdgerecError as exc:
+            if not isinstance(exc, ModelLoadError):
+                raise
+            failure: Exception = exc
+        except Exception as exc:  # the interpreter failed inside invoke
+            failure = exc
+        else:
+            self._probation -= 1
+            return out
+        version = self.model_version
+        log.error(
+            "model %s failed its first inferences (%s): rolling back",
+            version,
+            type(failure).__name__,
+        )
+        self._rollback_locked()
+        return self._engine.recommend(candidates, **options)
+
+    # -- model updates ----------------------------------------------------------------
+
+    def check_for_update(
+        self, url: str, *, trusted_root: bytes | str | Path | None = None, **options: Any
+    ) -> UpdateResult | None:
+        """Pull, verify (TUF), validate (child process) and activate the repository's newest
+        model if it is newer; this Recommender then ranks with it, without a restart. Its
+        first :data:`PROBATION_CALLS` recommendations roll back automatically on failure.
+
+        Blocking (downloads and validation, bounded by their deadlines): call it from a
+        background thread; recommendations keep being served meanwhile.
+
+        Args:
+            url: the TUF repository written by ``edgerec-train publish``.
+            trusted_root: the pinned ``root.json``, needed once per home.
+            options: see :func:`edgerec.updates.check_for_update`.
+
+        Returns:
+            The installed model, or None when already up to date.
+
+        Raises:
+            UpdateError and its leaves: see :func:`edgerec.updates.check_for_update`; the
+            active model keeps serving.
+        """
+        from . import updates
+
+        result = updates.check_for_update(self._home, url, trusted_root=trusted_root, **options)
+        if result is not None:
+            bundle = Bundle.load(result.path)
+            with self._lock:
+                self._set_model(bundle)
+                self._probation = PROBATION_CALLS
+        return result
+
+    def rollback(self) -> int:
+        """Make the last known-good model active again (and rank with it); its version.
+
+        Raises:
+            UpdateError: there is no previous model.
+        """
+        with self._lock:
+            return self._rollback_locked()
+
+    def _rollback_locked(self) -> int:
+        from . import updates
+
+        version = updates.rollback(self._home)
+        self._set_model(self._load_bundle(self._home, None))
+        self._probation = 0
+        return version
+
+    def _set_model(self, bundle: Bundle | None) -> None:
+        """Rank with ``bundle`` from now on: new engine, the reader's vectors recomputed
+        (candidate vectors belong to a model and are embedded again)."""
+        self._engine.clear_reader()
+        self._engine = Engine(bundle)
+        self._load_reader()
 
     def switch_profile(
         self, profile: str, *, key: bytes | None = None, passphrase: str | None = None

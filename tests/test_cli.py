@@ -119,3 +119,30 @@ def test_python_dash_m_edgerec_works(env: dict[str, Any]) -> None:
         check=False,
     )
     assert done.returncode == 2 and "--candidates" in done.stderr  # argparse usage error
+
+
+def test_update_and_rollback_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from edgerec.trainer import publish
+    from tests.test_updates import Server, make_bundle
+
+    keys, repo, home = tmp_path / "keys", tmp_path / "repo", tmp_path / "home"
+    publish.keygen(keys)
+    publish.publish(repo, FIXTURE, keys)
+    server = Server(repo)
+    try:
+        root = str(repo / "metadata" / "1.root.json")
+        assert main(["update", "--home", str(home), "--url", server.url, "--root", root]) == 0
+        assert "model 1 is active" in capsys.readouterr().out
+        assert main(["update", "--home", str(home), "--url", server.url]) == 0
+        assert "up to date: model 1" in capsys.readouterr().out
+        publish.publish(repo, make_bundle(tmp_path, 2), keys)
+        assert main(["update", "--home", str(home), "--url", server.url]) == 0
+        assert "model 2 is active (previous: 1)" in capsys.readouterr().out
+        assert main(["rollback", "--home", str(home)]) == 0
+        assert "model 1 is active" in capsys.readouterr().out
+        assert main(["rollback", "--home", str(home)]) == 1
+        assert capsys.readouterr().err.startswith("edgerec: error: UpdateError")
+        assert main(["update", "--home", str(tmp_path / "new"), "--url", server.url]) == 1
+        assert capsys.readouterr().err.count("\n") == 1
+    finally:
+        server.close()

@@ -176,3 +176,82 @@ def test_tensorflow_is_never_imported(tmp_path: Path, feed: list) -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["3", "False"]
+
+
+# --- model updates through the Recommender (a real TUF repository over loopback) ----------
+
+
+@pytest.fixture()
+def channel(tmp_path: Path) -> Any:
+    from edgerec.trainer import publish
+    from tests.test_updates import Server
+
+    keys = tmp_path / "keys"
+    publish.keygen(keys)
+    repo = tmp_path / "repo"
+    publish.publish(repo, FIXTURE, keys)
+    server = Server(repo)
+    yield {"keys": keys, "repo": repo, "url": server.url, "root": repo / "metadata/1.root.json"}
+    server.close()
+
+
+def _version(tmp: Path, version: int, keys: Path, repo: Path, **changes: Any) -> None:
+    from edgerec.trainer import publish
+    from tests.test_updates import make_bundle
+
+    publish.publish(repo, make_bundle(tmp, version, **changes), keys)
+
+
+def test_check_for_update_swaps_the_model_without_a_restart(
+    tmp_path: Path, feed: list, channel: dict[str, Any]
+) -> None:
+    home = tmp_path / "home"
+    with _open(home, bundle=None) as rec:
+        assert rec.model_version is None
+        for article in feed[:4]:
+            rec.record_read(article)
+        result = rec.check_for_update(channel["url"], trusted_root=channel["root"])
+        assert result is not None and result.version == 1
+        assert rec.model_version == 1
+        first = rec.recommend(feed[10:], k=5)
+        assert first[0].reasons[0].startswith("because you read ")  # history kept
+        assert rec.check_for_update(channel["url"]) is None  # up to date
+        _version(tmp_path, 2, channel["keys"], channel["repo"])
+        assert rec.check_for_update(channel["url"]).version == 2  # type: ignore[union-attr]
+        assert rec.model_version == 2
+        assert rec.recommend(feed[10:], k=5) == first  # same weights, new version
+        assert rec.rollback() == 1 and rec.model_version == 1
+    with _open(home, bundle=None) as rec:  # the pointer survives a restart
+        assert rec.model_version == 1
+
+
+def test_a_new_model_failing_its_first_inferences_is_rolled_back(
+    tmp_path: Path, feed: list, channel: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from edgerec.ranking import Engine
+
+    home = tmp_path / "home"
+    with _open(home, bundle=None) as rec:
+        rec.check_for_update(channel["url"], trusted_root=channel["root"])
+        rec.record_read(feed[0])
+        good = rec.recommend(feed[10:], k=5)
+        _version(tmp_path, 2, channel["keys"], channel["repo"])
+        rec.check_for_update(channel["url"])
+        assert rec.model_version == 2
+        real = Engine.recommend
+
+        def broken(self: Engine, *args: Any, **kw: Any) -> Any:
+            if self.bundle is not None and self.bundle.manifest.model_version == 2:
+                raise RuntimeError("invoke failed")  # what a broken interpreter raises
+            return real(self, *args, **kw)
+
+        monkeypatch.setattr(Engine, "recommend", broken)
+        assert rec.recommend(feed[10:], k=5) == good  # answered by model 1
+        assert rec.model_version == 1
+        # Bad input during probation is the caller's error, never a rollback.
+        _version(tmp_path, 3, channel["keys"], channel["repo"])
+        monkeypatch.setattr(Engine, "recommend", real)
+        assert rec.check_for_update(channel["url"]).version == 3  # type: ignore[union-attr]
+        with pytest.raises(InvalidInputError):
+            rec.recommend([{"id": "a"}, {"id": "a"}])
+        assert rec.model_version == 3

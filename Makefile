@@ -43,6 +43,9 @@ test: lint pytest pytest-pure
 bench: $(VENV)/.dev
 	$(BIN)/python benchmarks/bench_hashing.py
 	$(BIN)/python benchmarks/bench_history.py
+	$(BIN)/python benchmarks/bench_bundle.py
+	$(BIN)/python benchmarks/bench_recommend.py
+	$(BIN)/python benchmarks/bench_update.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info native/*.c

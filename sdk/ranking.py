@@ -85,6 +85,7 @@ class _Read:
     article_id: str
     title: str
     row: npt.NDArray[np.int32]  # (F,)
+    unit: FloatArray | None = None  # (D,) its item vector, unit length, once computed
 
 
 def _fold(value: object) -> str:
@@ -206,10 +207,14 @@ class Engine:
             self._user = self._history_units = None
             return
         rows = np.stack([r.row for r in self._reads])  # (H, F)
-        self._user = self.ranker.user_vector(rows)  # (D,)
-        vectors = self.ranker.item_vectors(rows)  # (H, D)
-        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-        self._history_units = vectors / np.maximum(norms, 1e-12)
+        self._user = self.ranker.user_vector(rows)  # (D,): the LSTM reads the whole history
+        new = [r for r in self._reads if r.unit is None]  # only new reads are embedded
+        if new:
+            vectors = self.ranker.item_vectors(np.stack([r.row for r in new]))  # (M, D)
+            norms = np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+            for read, unit in zip(new, vectors / norms, strict=True):
+                read.unit = unit
+        self._history_units = np.stack([r.unit for r in self._reads])  # type: ignore[misc]
 
     # -- candidates -------------------------------------------------------------------
 

@@ -156,6 +156,7 @@ def test_exclude_read_and_incremental_reads(engine: Engine, feed: list) -> None:
     fresh = Engine(engine.bundle)
     fresh.load_reader([*feed[:3], feed[10]])
     np.testing.assert_allclose(fresh._user, engine._user, atol=1e-6)  # type: ignore[arg-type]
+    np.testing.assert_allclose(fresh._history_units, engine._history_units, atol=1e-6)  # type: ignore[arg-type]
 
 
 def test_category_source_filters_and_per_source_cap(engine: Engine, feed: list) -> None:

@@ -56,7 +56,9 @@ class KioskError(Exception):
 # -- the feed -----------------------------------------------------------------------------
 
 
-def synthetic_feed(n: int = SYNTHETIC_FEED_SIZE, *, now: float | None = None) -> list[dict[str, Any]]:
+def synthetic_feed(
+    n: int = SYNTHETIC_FEED_SIZE, *, now: float | None = None
+) -> list[dict[str, Any]]:
     """SYNTHETIC articles, re-dated so the newest is an hour old (so "new" can show)."""
     from edgerec.trainer.synthetic import synthetic_articles
 
@@ -384,7 +386,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=None,
         help="the kiosk's 32-byte master key (created 0600 if missing; default HOME/master.key)",
     )
-    p.add_argument("--feed", type=Path, default=None, help="articles, JSON lines (default: synthetic)")
+    p.add_argument(
+        "--feed", type=Path, default=None, help="articles, JSON lines (default: synthetic)"
+    )
     p.add_argument("--bundle", type=Path, default=None, help="model bundle (default: installed)")
     p.add_argument("--port", type=int, default=8000, help="port on 127.0.0.1 (0: any free one)")
     p.add_argument("--update-url", default=None, help="TUF repository of model updates")
@@ -420,9 +424,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         threading.Thread(
             target=kiosk.update_loop, args=(args.update_every, stop), daemon=True
         ).start()
-    host, port = server.server_address[:2]
+    port = server.server_address[1]
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # close the store on terminate
-    print(f"kiosk: serving http://{host}:{port}/", flush=True)
+    print(f"kiosk: serving http://127.0.0.1:{port}/", flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

@@ -244,12 +244,22 @@ def _driver() -> Any:
 
 def test_page_in_headless_chromium(make_app: Callable[..., App], repo: Repo) -> None:
     driver = _driver()
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
 
     def wait(condition: Callable[[Any], Any], timeout: float = 20) -> Any:
-        return WebDriverWait(driver, timeout, poll_frequency=0.1).until(condition)
+        # The page re-renders its lists (a poll, a model swap): an element found may be
+        # replaced before it is read, so a stale one means "look again".
+        return WebDriverWait(
+            driver, timeout, poll_frequency=0.1, ignored_exceptions=[StaleElementReferenceException]
+        ).until(condition)
+
+    def texts(selector: str) -> list[str]:
+        """The text of every match, read in one step inside the page (never stale)."""
+        script = "return [...document.querySelectorAll(arguments[0])].map(e => e.textContent)"
+        return list(driver.execute_script(script, selector))
 
     def count_is(selector: str, count: int) -> Callable[[Any], bool]:
         return lambda d: len(d.find_elements(By.CSS_SELECTOR, selector)) == count
@@ -278,17 +288,14 @@ def test_page_in_headless_chromium(make_app: Callable[..., App], repo: Repo) -> 
             wait(count_is("#recent li", n + 1))
         because = {f"because you read {t}" for t in titles}
 
-        def reasons(d: Any) -> list[str]:
-            return [e.text for e in d.find_elements(By.CSS_SELECTOR, "#recommendations .reason")]
-
-        wait(lambda d: because & set(reasons(d)))
-        recs = driver.find_elements(By.CSS_SELECTOR, "#recommendations li .title")
-        assert len(recs) == 10 and not set(titles) & {r.text for r in recs}
+        wait(lambda d: because & set(texts("#recommendations .reason")))
+        recs = texts("#recommendations li .title")
+        assert len(recs) == 10 and not set(titles) & set(recs)
 
         # A new model published: the page shows it without a restart (checked every 1 s).
         repo.publish(2)
         wait(lambda d: text("model-version") == "v2", timeout=30)
-        wait(lambda d: because & set(reasons(d)))
+        wait(lambda d: because & set(texts("#recommendations .reason")))
         ARTIFACTS.mkdir(exist_ok=True)
         shot = ARTIFACTS / "kiosk.png"
         driver.save_screenshot(str(shot))
@@ -297,10 +304,8 @@ def test_page_in_headless_chromium(make_app: Callable[..., App], repo: Repo) -> 
         driver.find_element(By.ID, "erase-profile").click()
         wait(ec.alert_is_present()).accept()
         wait(lambda d: d.find_element(By.ID, "lobby").is_displayed())
-        assert name not in [
-            b.text for b in driver.find_elements(By.CSS_SELECTOR, "#profiles button")
-        ]
-        assert driver.find_elements(By.CSS_SELECTOR, "#recent li") == []
+        assert name not in texts("#profiles button")
+        assert texts("#recent li") == []
         assert name not in app.call("GET", "/api/state")["profiles"]
     finally:
         driver.quit()

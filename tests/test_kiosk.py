@@ -303,10 +303,20 @@ def test_page_in_headless_chromium(make_app: Callable[..., App], repo: Repo) -> 
 
         driver.find_element(By.ID, "erase-profile").click()
         wait(ec.alert_is_present()).accept()
-        wait(lambda d: d.find_element(By.ID, "lobby").is_displayed())
+
+        def erased(d: Any) -> bool:  # the page re-renders state first, then the lists
+            reasons = texts("#recommendations .reason")
+            return bool(
+                d.find_element(By.ID, "lobby").is_displayed()
+                and texts("#recent li") == []
+                and len(texts("#recommendations li")) == 10
+                and not any(r.startswith("because you read") for r in reasons)
+            )
+
+        wait(erased)
         assert name not in texts("#profiles button")
-        assert texts("#recent li") == []
         assert name not in app.call("GET", "/api/state")["profiles"]
+        driver.save_screenshot(str(ARTIFACTS / "kiosk-erased.png"))
     finally:
         driver.quit()
     assert_private_log(app, [name, *titles])

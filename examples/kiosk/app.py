@@ -296,8 +296,11 @@ class Handler(BaseHTTPRequestHandler):
         self._send(status, body, "application/json; charset=utf-8")
 
     def _body(self) -> dict[str, Any]:
-        length = int(self.headers.get("Content-Length") or 0)
-        if length > MAX_BODY:
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            raise KioskError("a bad Content-Length") from None
+        if not 0 <= length <= MAX_BODY:
             raise KioskError("request too large")
         raw = self.rfile.read(length) if length else b"{}"
         try:

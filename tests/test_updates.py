@@ -215,6 +215,16 @@ def test_install_replace_rollback(env: Env) -> None:
     assert names == [".lock", "1", "3", "active.json"]
 
 
+def test_a_big_host_does_not_fail_the_memory_budget(env: Env) -> None:
+    """The child measures its own peak memory, not the host's: ``ru_maxrss`` survives exec,
+    so a host above the budget (a long-running app) used to have every update rejected."""
+    ballast = bytearray(300 * 1024 * 1024)  # above the default 200 MB budget
+    ballast[::4096] = b"\x01" * len(range(0, len(ballast), 4096))  # resident, not just mapped
+    result = env.install()
+    assert result is not None and result.validation["max_rss_kb"] < 200 * 1024
+    del ballast
+
+
 def test_no_trusted_root_is_an_error(env: Env) -> None:
     with pytest.raises(UpdateError, match="trusted root"):
         updates.check_for_update(env.home, env.server.url)

@@ -11,20 +11,28 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --upgrade pip "setuptools>=70" wheel "Cython>=3.0,<4"
 
-# The SDK alone (what a device installs), for the demo.
+# The SDK alone (what a device installs).
 $(VENV)/.sdk: $(BIN)/python $(SOURCES)
 	$(BIN)/pip install --no-build-isolation .
 	touch $@
+
+# SDK + trainer (TensorFlow), for the demo: it trains, then runs the device side (which
+# never imports TensorFlow) in the same venv.
+$(VENV)/.trainer: $(BIN)/python $(SOURCES)
+	$(BIN)/pip install --no-build-isolation ".[trainer]"
+	touch $@ $(VENV)/.sdk
 
 # SDK + trainer (with the text-embedding extra) + dev tools, for the tests. Not editable:
 # the tests run against the installed package, compiled extension included, as a user
 # would get it.
 $(VENV)/.dev: $(BIN)/python $(SOURCES)
 	$(BIN)/pip install --no-build-isolation ".[trainer,embed,dev]"
-	touch $@ $(VENV)/.sdk
+	touch $@ $(VENV)/.sdk $(VENV)/.trainer
 
-demo: $(VENV)/.sdk
-	$(BIN)/python examples/featurize_feed.py
+# Train (tiny config) -> publish (TUF) -> serve on 127.0.0.1 -> a device updates, replays a
+# reader's history and recommends. `make demo DEMO_ARGS=--synthetic` forces synthetic data.
+demo: $(VENV)/.trainer
+	$(BIN)/python examples/demo.py $(DEMO_ARGS)
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .
@@ -48,4 +56,4 @@ bench: $(VENV)/.dev
 	$(BIN)/python benchmarks/bench_update.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info native/*.c
+	rm -rf $(VENV) build *.egg-info native/*.c demo-out

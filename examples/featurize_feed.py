@@ -1,8 +1,7 @@
 """Featurize a SYNTHETIC news feed and report shapes and throughput.
 
-This is what `make demo` runs until the trainer and the on-device runtime land: it shows
-the one contract every later part stands on — articles in, an (N, F) int32 matrix of
-hashed ids out — on the implementation this machine picked.
+It shows the one contract every later part stands on — articles in, an (N, F) int32 matrix
+of hashed ids out — on the implementation this machine picked.
 
     python examples/featurize_feed.py [--articles 500] [--repeat 200]
 """

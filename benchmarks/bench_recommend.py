@@ -29,6 +29,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _env import hardware, pin_to_one_core
+from bench_bundle import bare_invoke
 
 import edgerec
 from edgerec import featurize
@@ -148,10 +149,7 @@ def main() -> None:
     spec = bundle.manifest.spec
     padded = ranker.pad_history(featurize(reads, spec))  # (1, L, F)
     cands = featurize(candidates, spec)[None]  # (1, N, F)
-    runner = ranker._runners["rank"]
-    runner(history=padded, candidates=cands)  # sets the shapes and tensors once
-    wrapper, index = runner._interpreter_wrapper, runner._subgraph_index
-    bare = timed(lambda: wrapper.Invoke(index), args.calls)
+    bare = timed(bare_invoke(ranker, "rank", history=padded, candidates=cands), args.calls)
 
     one_thread = threaded(lambda: rec.recommend(candidates, k=10), 1, 200)
     four_threads = threaded(lambda: rec.recommend(candidates, k=10), 4, 100)

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from typing import Any
 
-__all__ = ["StrictJSONError", "loads_strict"]
+__all__ = ["StrictJSONError", "loads_strict", "read_jsonl"]
 
 MAX_DEPTH = 32
+MAX_LINE_BYTES = 4 << 20  # one JSON-lines record (an article)
 
 
 class StrictJSONError(ValueError):
@@ -86,3 +88,32 @@ def loads_strict(data: str | bytes) -> Any:
         raise
     except (ValueError, RecursionError) as exc:
         raise StrictJSONError(f"invalid JSON: {exc}") from None
+
+
+def read_jsonl(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """The objects of a JSON-lines file (blank lines skipped), each line strict JSON.
+
+    Raises:
+        InvalidInputError: the file cannot be read, or a line (named by number) is too long,
+            not strict JSON or not an object.
+    """
+    from .errors import InvalidInputError
+
+    rows: list[dict[str, Any]] = []
+    try:
+        with open(path, "rb") as fh:
+            for number, line in enumerate(fh, start=1):
+                if not line.strip():
+                    continue
+                if len(line) > MAX_LINE_BYTES:
+                    raise InvalidInputError(f"{path}: line {number} is above {MAX_LINE_BYTES} B")
+                try:
+                    row = loads_strict(line)
+                except StrictJSONError as exc:
+                    raise InvalidInputError(f"{path}: line {number}: {exc}") from None
+                if not isinstance(row, dict):
+                    raise InvalidInputError(f"{path}: line {number} is not a JSON object")
+                rows.append(row)
+    except OSError as exc:
+        raise InvalidInputError(f"{path}: cannot read it ({exc.strerror})") from None
+    return rows

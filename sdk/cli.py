@@ -24,13 +24,12 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__, hashing
-from ._json import StrictJSONError, loads_strict
+from ._json import read_jsonl
 from .errors import EdgerecError, InvalidInputError
 
 __all__ = ["main"]
 
 PASSPHRASE_ENV = "EDGEREC_PASSPHRASE"
-MAX_LINE_BYTES = 4 << 20
 
 
 def _key_args(args: argparse.Namespace) -> dict[str, Any]:
@@ -47,27 +46,6 @@ def _key_args(args: argparse.Namespace) -> dict[str, Any]:
         f"no history key: give --key-file FILE or set the environment variable "
         f"{args.passphrase_env}"
     )
-
-
-def _read_jsonl(path: str) -> list[dict[str, Any]]:
-    rows: list[dict[str, Any]] = []
-    try:
-        with open(path, "rb") as fh:
-            for number, line in enumerate(fh, start=1):
-                if not line.strip():
-                    continue
-                if len(line) > MAX_LINE_BYTES:
-                    raise InvalidInputError(f"{path}: line {number} is above {MAX_LINE_BYTES} B")
-                try:
-                    row = loads_strict(line)
-                except (StrictJSONError, UnicodeDecodeError) as exc:
-                    raise InvalidInputError(f"{path}: line {number}: {exc}") from None
-                if not isinstance(row, dict):
-                    raise InvalidInputError(f"{path}: line {number} is not a JSON object")
-                rows.append(row)
-    except OSError as exc:
-        raise InvalidInputError(f"{path}: cannot read it ({exc.strerror})") from None
-    return rows
 
 
 def _open(args: argparse.Namespace) -> Any:
@@ -101,7 +79,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_recommend(args: argparse.Namespace) -> int:
-    candidates = _read_jsonl(args.candidates)
+    candidates = read_jsonl(args.candidates)
     with _open(args) as rec:
         results = rec.recommend(candidates, k=args.k)
         version = rec.model_version
@@ -125,7 +103,7 @@ def cmd_recommend(args: argparse.Namespace) -> int:
 
 
 def cmd_history_add(args: argparse.Namespace) -> int:
-    articles = _read_jsonl(args.file)
+    articles = read_jsonl(args.file)
     with _open(args) as rec:
         for article in articles:
             rec.record_read(article)

@@ -30,7 +30,8 @@ from pathlib import Path
 from typing import Any, Final
 
 import edgerec
-from edgerec.errors import EdgerecError, UpdateError
+from edgerec._json import read_jsonl
+from edgerec.errors import EdgerecError, InvalidInputError, UpdateError
 
 log = logging.getLogger("kiosk")
 
@@ -73,19 +74,19 @@ def synthetic_feed(
 
 def read_feed(path: Path) -> list[dict[str, Any]]:
     """Articles from a JSON-lines file (one article mapping per line, each with an id)."""
+    try:
+        rows = read_jsonl(path)  # the SDK's strict reader, as `edgerec recommend` uses
+    except InvalidInputError as exc:
+        raise SystemExit(str(exc)) from None
     articles: list[dict[str, Any]] = []
     seen: set[str] = set()
-    with path.open(encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            row = json.loads(line)
-            if not isinstance(row, dict) or not isinstance(row.get("id"), str) or not row["id"]:
-                raise SystemExit(f"{path}:{n}: each line must be an object with a string id")
-            if row["id"] in seen:
-                raise SystemExit(f"{path}:{n}: duplicate id")
-            seen.add(row["id"])
-            articles.append(row)
+    for n, row in enumerate(rows, 1):
+        if not isinstance(row.get("id"), str) or not row["id"]:
+            raise SystemExit(f"{path}: article {n}: each article must have a string id")
+        if row["id"] in seen:
+            raise SystemExit(f"{path}: article {n}: duplicate id")
+        seen.add(row["id"])
+        articles.append(row)
     if not articles:
         raise SystemExit(f"{path}: no articles")
     return articles

@@ -81,6 +81,10 @@ class Config:
     bootstrap: int = 1000  # resamples for the 95% intervals
     minilm: bool = True  # MiniLM baseline and teacher input (needs the [embed] extra)
     teacher_ablation: bool = True  # also train teacher_no_minilm, to measure what MiniLM adds
+    # tf.distribute for the teacher and the students: none | mirrored (every GPU, else the
+    # CPU) | multiworker (the cluster in TF_CONFIG). batch_size stays the global batch.
+    distribute: str = "none"
+    cpu_replicas: int = 0  # mirrored without GPUs: split the CPU into N logical devices
     teacher: TeacherConfig = field(default_factory=TeacherConfig)
     student: StudentConfig = field(default_factory=StudentConfig)
 
@@ -145,6 +149,23 @@ def _apply(obj: Any, values: dict[str, Any], prefix: str = "") -> Any:
     return replace(obj, **changes)
 
 
+DISTRIBUTE = ("none", "mirrored", "multiworker")
+_CHOICES = {
+    "distribute": DISTRIBUTE,
+    "student.quantization": ("auto", "dynamic", "full"),
+}
+
+
+def _check_choices(config: Config) -> Config:
+    for key, allowed in _CHOICES.items():
+        value: Any = config
+        for part in key.split("."):
+            value = getattr(value, part)
+        if value not in allowed:
+            raise ConfigError(f"{key}: expected one of {', '.join(allowed)}, got {value!r}")
+    return config
+
+
 def load_config(preset_or_path: str, overrides: list[str] | None = None) -> Config:
     """A preset name (``tiny``, ``default``) or a TOML file, then ``key=value`` overrides
     (dotted keys: ``teacher.epochs=3``).
@@ -177,4 +198,4 @@ def load_config(preset_or_path: str, overrides: list[str] | None = None) -> Conf
             node = node.setdefault(part, {})
         node[parts[-1]] = value
         config = _apply(config, nested)
-    return config
+    return _check_choices(config)

@@ -34,6 +34,7 @@ from .mind import Impression
 from .report import summarize
 from .student import Student, TeacherScores, score_indices, train_student
 from .teacher import Teacher
+from .training import distribution
 
 __all__ = ["StudentStage", "load_student", "make_bundle", "run_student_stage", "save_student"]
 
@@ -190,7 +191,14 @@ def run_student_stage(
         clock = time.perf_counter()
         _log(f"training {name} ({'distilled' if distil is not None else 'click loss only'})")
         student = train_student(
-            stream, validation, features, spec, sc, teacher=distil, seed=cfg.seed
+            stream,
+            validation,
+            features,
+            spec,
+            sc,
+            teacher=distil,
+            seed=cfg.seed,
+            strategy=distribution(cfg.distribute, cfg.cpu_replicas),
         )
         scores = unpad(score_indices(student, features, hist, cands), evaluation)
         models[name] = summarize(evaluation, scores, n_bootstrap=cfg.bootstrap, seed=cfg.seed)
@@ -368,6 +376,7 @@ def feed_vector_variant(
         teacher=scorer,
         seed=cfg.seed,
         feed_vectors=dequantized,
+        strategy=distribution(cfg.distribute, cfg.cpu_replicas),
     )
     model = convert(student, "dynamic")
     runner = Interpreter(model_content=model, num_threads=1).get_signature_runner("rank")

@@ -35,7 +35,13 @@ from edgerec import FeatureSpec
 
 from .config import StudentConfig
 from .examples import Examples, ExampleStream
-from .training import ValidationRanking, stream_dataset, warmup_cosine
+from .training import (
+    ValidationRanking,
+    cross_replica_sum,
+    stream_dataset,
+    undistributed,
+    warmup_cosine,
+)
 
 keras = tf.keras
 _Layer: Any = keras.layers.Layer
@@ -151,6 +157,13 @@ class StudentTrainer(_Model):  # type: ignore[misc]
         self.feed_vectors = None if feed_vectors is None else tf.constant(feed_vectors)  # (A, P)
         self.cfg = cfg
         self._teacher = [teacher]  # a list: not tracked as a layer, never trained or saved
+        # epoch means that aggregate across replicas (a returned tensor would be summed)
+        self.loss_mean = keras.metrics.Mean(name="loss")
+        self.top1_mean = keras.metrics.Mean(name="top1")
+
+    @property
+    def metrics(self) -> list[Any]:
+        return [self.loss_mean, self.top1_mean]  # reset by Keras at each epoch
 
     def call(self, inputs: dict[str, tf.Tensor], training: bool = False) -> tf.Tensor:
         return self.student(
@@ -178,11 +191,18 @@ class StudentTrainer(_Model):  # type: ignore[misc]
                 log_student = tf.nn.log_softmax(scores / t)
                 kl = tf.reduce_sum(target * (tf.math.log(target + 1e-9) - log_student), -1)  # (B,)
                 loss += alpha * t * t * kl
-            loss = tf.reduce_sum(loss * weights) / tf.reduce_sum(weights)
-        grads = tape.gradient(loss, self.student.trainable_variables)
+            # Divided by the weight of the whole global batch: under a strategy each replica
+            # holds a share of it and the replicas' gradients are summed.
+            total = tf.reduce_sum(loss * weights)
+            replica_loss = total / cross_replica_sum(tf.reduce_sum(weights))
+            loss = total / tf.reduce_sum(weights)
+        grads = tape.gradient(replica_loss, self.student.trainable_variables)
         self.optimizer.apply_gradients(zip(grads, self.student.trainable_variables, strict=True))
-        top1 = tf.reduce_mean(tf.cast(tf.argmax(scores, -1, output_type=tf.int32) == 0, tf.float32))
-        return {"loss": loss, "top1": top1}
+        self.loss_mean.update_state(loss)
+        self.top1_mean.update_state(
+            tf.cast(tf.argmax(scores, -1, output_type=tf.int32) == 0, tf.float32)
+        )
+        return {"loss": self.loss_mean.result(), "top1": self.top1_mean.result()}
 
 
 def train_student(
@@ -195,12 +215,16 @@ def train_student(
     teacher: TeacherScores | None,
     seed: int,
     feed_vectors: npt.NDArray[np.float32] | None = None,
+    strategy: Any = None,
 ) -> Student:
     """Train a student on the streamed examples, distilled from ``teacher`` when given;
-    early stopping keeps the weights with the best held-out ranking AUC."""
+    early stopping keeps the weights with the best held-out ranking AUC. Under a
+    ``tf.distribute`` strategy it trains replicated and a plain copy is returned."""
     tf.keras.utils.set_random_seed(seed)
-    student = Student(spec, cfg)
-    trainer = StudentTrainer(student, features, cfg, teacher, feed_vectors)
+    strategy = strategy or tf.distribute.get_strategy()
+    with strategy.scope():  # variables (mirrored under a strategy) and the optimizer
+        student = Student(spec, cfg)
+        trainer = StudentTrainer(student, features, cfg, teacher, feed_vectors)
     data, n_train = stream_dataset(
         train,
         batch_size=cfg.batch_size,
@@ -210,13 +234,14 @@ def train_student(
         seed=seed,
     )
     steps = max(1, -(-n_train // cfg.batch_size)) * cfg.epochs
-    trainer.compile(
-        optimizer=keras.optimizers.AdamW(
-            warmup_cosine(cfg.learning_rate, steps, cfg.warmup_fraction),
-            weight_decay=cfg.weight_decay,
+    with strategy.scope():
+        trainer.compile(
+            optimizer=keras.optimizers.AdamW(
+                warmup_cosine(cfg.learning_rate, steps, cfg.warmup_fraction),
+                weight_decay=cfg.weight_decay,
+            )
         )
-    )
-    trainer({"history": validation.history[:1], "candidates": validation.candidates[:1]})
+        trainer({"history": validation.history[:1], "candidates": validation.candidates[:1]})
     monitor = ValidationRanking(
         validation,
         cfg.patience,
@@ -227,7 +252,13 @@ def train_student(
     trainer.fit(
         data, epochs=cfg.epochs, callbacks=[monitor], verbose=1 if sys.stderr.isatty() else 2
     )
-    return student
+    sample = gather_inputs(
+        tf.constant(features),
+        None if feed_vectors is None else tf.constant(feed_vectors),
+        validation.history[:1],
+        validation.candidates[:1],
+    )
+    return undistributed(student, lambda: Student(spec, cfg), sample)
 
 
 def score_indices(

@@ -35,7 +35,7 @@ from edgerec import FeatureSpec
 
 from .config import TeacherConfig
 from .examples import Examples, ExampleStream
-from .training import ValidationRanking, stream_dataset, warmup_cosine
+from .training import ValidationRanking, stream_dataset, undistributed, warmup_cosine
 
 keras = tf.keras
 _Layer: Any = keras.layers.Layer
@@ -158,10 +158,15 @@ def train_teacher(
     cfg: TeacherConfig,
     seed: int,
     out_dir: Path | None = None,
+    strategy: Any = None,
 ) -> Teacher:
-    """Train a teacher; with ``out_dir``, save its weights next to the config that made it."""
+    """Train a teacher; with ``out_dir``, save its weights next to the config that made it.
+    Under a ``tf.distribute`` strategy (:func:`training.distribution`) the model trains
+    replicated and a plain copy is returned."""
     tf.keras.utils.set_random_seed(seed)
-    model = Teacher(features, vectors, spec, cfg)
+    strategy = strategy or tf.distribute.get_strategy()
+    with strategy.scope():  # variables (mirrored under a strategy) and the optimizer
+        model = Teacher(features, vectors, spec, cfg)
     data, n_train = stream_dataset(
         train,
         batch_size=cfg.batch_size,
@@ -171,17 +176,17 @@ def train_teacher(
         seed=seed,
     )
     steps = max(1, -(-n_train // cfg.batch_size)) * cfg.epochs
-    model.compile(
-        optimizer=keras.optimizers.AdamW(
-            learning_rate=warmup_cosine(cfg.learning_rate, steps, cfg.warmup_fraction),
-            weight_decay=cfg.weight_decay,
-        ),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=[keras.metrics.SparseCategoricalAccuracy(name="top1")],
-    )
-    model(
-        {"history": validation.history[:1], "candidates": validation.candidates[:1]}
-    )  # build the weights, so the untrained start can be measured and kept
+    sample = {"history": validation.history[:1], "candidates": validation.candidates[:1]}
+    with strategy.scope():
+        model.compile(
+            optimizer=keras.optimizers.AdamW(
+                learning_rate=warmup_cosine(cfg.learning_rate, steps, cfg.warmup_fraction),
+                weight_decay=cfg.weight_decay,
+            ),
+            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            metrics=[keras.metrics.SparseCategoricalAccuracy(name="top1")],
+        )
+        model(sample)  # build the weights, so the untrained start can be measured and kept
     monitor = ValidationRanking(validation, cfg.patience, lambda h, c: score(model, h, c))
     model.fit(
         data,
@@ -189,6 +194,7 @@ def train_teacher(
         callbacks=[monitor],
         verbose=1 if sys.stderr.isatty() else 2,
     )
+    model = undistributed(model, lambda: Teacher(features, vectors, spec, cfg), sample)
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
         model.save_weights(str(out_dir / "teacher.weights.h5"))

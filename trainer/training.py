@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -15,12 +15,24 @@ import numpy as np
 import numpy.typing as npt
 import tensorflow as tf
 
+from .config import DISTRIBUTE
 from .examples import Examples, ExampleStream
 
 keras = tf.keras
 _Callback: Any = keras.callbacks.Callback
 
-__all__ = ["ValidationRanking", "ranking_auc", "stream_dataset", "warmup_cosine"]
+__all__ = [
+    "ValidationRanking",
+    "cross_replica_sum",
+    "distribution",
+    "ranking_auc",
+    "stream_dataset",
+    "undistributed",
+    "warmup_cosine",
+]
+
+_strategy: dict[str, Any] = {}
+M = TypeVar("M")
 
 Scorer = Callable[[npt.NDArray[np.int32], npt.NDArray[np.int32]], npt.NDArray[np.float32]]
 
@@ -54,6 +66,11 @@ def stream_dataset(
             tf.TensorSpec((), tf.float32),
         ),
     )
+    options = tf.data.Options()
+    # A generator has no files to shard: under multiworker each worker reads the (seeded,
+    # identical) stream and keeps its share of the batches.
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    data = data.with_options(options)
     n = stream.n_train
     data = data.apply(tf.data.experimental.assert_cardinality(n))  # progress bars know it
     data = data.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
@@ -61,6 +78,71 @@ def stream_dataset(
         n = min(n, max_examples)
         data = data.take(n)
     return data.batch(batch_size).prefetch(tf.data.AUTOTUNE), n
+
+
+def distribution(name: str = "none", cpu_replicas: int = 0) -> Any:
+    """The ``tf.distribute`` strategy for ``Config.distribute``, made once per process
+    (the teacher and the students share it):
+
+    - ``none``: TensorFlow's default strategy (one device; its ops use every core);
+    - ``mirrored``: ``MirroredStrategy`` over every GPU, else the CPU; with
+      ``cpu_replicas`` > 0 the CPU is first split into that many logical devices (so the
+      distributed path runs on a machine without GPUs, as the tests do);
+    - ``multiworker``: ``MultiWorkerMirroredStrategy``, the cluster read from ``TF_CONFIG``.
+
+    ``batch_size`` is the global batch: each of R replicas gets ``batch_size / R``.
+    Call it before TensorFlow runs anything when ``cpu_replicas`` is set.
+    """
+    if name not in DISTRIBUTE:
+        raise ValueError(f"distribute: expected one of {', '.join(DISTRIBUTE)}, got {name!r}")
+    key = f"{name}:{cpu_replicas}"
+    if key in _strategy:
+        return _strategy[key]
+    if _strategy:
+        raise RuntimeError(f"one strategy per process: {next(iter(_strategy))} already made")
+    if name == "none":
+        made = tf.distribute.get_strategy()
+    elif name == "multiworker":
+        made = tf.distribute.MultiWorkerMirroredStrategy()
+    else:
+        devices = None
+        if cpu_replicas > 0 and not tf.config.list_physical_devices("GPU"):
+            cpu = tf.config.list_physical_devices("CPU")[0]
+            try:
+                tf.config.set_logical_device_configuration(
+                    cpu, [tf.config.LogicalDeviceConfiguration()] * cpu_replicas
+                )
+            except RuntimeError:
+                raise RuntimeError(
+                    "cpu_replicas must be set before TensorFlow initialises its devices"
+                ) from None
+            devices = [d.name for d in tf.config.list_logical_devices("CPU")]
+        made = tf.distribute.MirroredStrategy(devices)
+    _strategy[key] = made
+    return made
+
+
+def cross_replica_sum(value: tf.Tensor) -> tf.Tensor:
+    """``value`` summed over the replicas in sync (itself outside a strategy): what a
+    custom ``train_step`` divides by so that its loss is the global batch's mean."""
+    ctx = tf.distribute.get_replica_context()
+    if ctx is None or ctx.num_replicas_in_sync == 1:
+        return value
+    return ctx.all_reduce(tf.distribute.ReduceOp.SUM, value)
+
+
+def undistributed(trained: M, make: Callable[[], M], sample: dict[str, Any]) -> M:
+    """A plain copy of a model trained under a strategy (its variables mirrored), built
+    with ``make()`` outside any scope and called on ``sample``: what export, scoring and
+    saving work on. Outside a strategy, ``trained`` itself."""
+    model: Any = trained
+    if not any(isinstance(v, tf.distribute.DistributedValues) for v in model.weights):
+        return trained
+    plain = make()
+    copy: Any = plain
+    copy(sample)
+    copy.set_weights(model.get_weights())
+    return plain
 
 
 def warmup_cosine(peak: float, steps: int, warmup_fraction: float) -> Any:

@@ -25,8 +25,8 @@ def _run(*args: str, cwd: Path, timeout: float) -> str:
     return proc.stdout
 
 
-def test_quickstart_prints_five_ranked_recommendations(tmp_path: Path) -> None:
-    out = _run(str(EXAMPLES / "quickstart.py"), cwd=tmp_path, timeout=120)
+def test_quickstart_prints_five_ranked_recommendations() -> None:
+    out = _run(str(EXAMPLES / "quickstart.py"), cwd=EXAMPLES.parent, timeout=120)
     lines = out.strip().splitlines()
     assert [line.split()[0] for line in lines] == ["1", "2", "3", "4", "5"]
     ids = [line.split()[1] for line in lines]

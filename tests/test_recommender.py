@@ -255,3 +255,23 @@ def test_a_new_model_failing_its_first_inferences_is_rolled_back(
         with pytest.raises(InvalidInputError):
             rec.recommend([{"id": "a"}, {"id": "a"}])
         assert rec.model_version == 3
+
+
+def test_e7_recommending_opens_no_socket(
+    tmp_path: Path, feed: list, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nothing leaves the device: open, record, recommend, switch and erase a profile with
+    every way of opening a socket refused (only the update client downloads, on request)."""
+    import socket
+
+    def refuse(*args: Any, **kw: Any) -> Any:
+        raise AssertionError("the Recommender opened a socket")
+
+    monkeypatch.setattr(socket, "socket", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    with _open(tmp_path) as rec:
+        rec.record_read(feed[0], dwell_s=30.0)
+        assert rec.recommend(feed, k=5)
+        rec.switch_profile("second")
+        rec.record_read(feed[1])
+        assert rec.recommend(feed, k=5, diversity=0.3, freshness_half_life_h=12)

@@ -236,6 +236,17 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from None
     tc = cfg.teacher
     _log(f"config {cfg.name}: {tc}")
+    if cfg.distribute != "none":
+        from .training import distribution
+
+        try:  # before anything else starts TensorFlow (cpu_replicas splits its devices)
+            strategy = distribution(cfg.distribute, cfg.cpu_replicas)
+        except (RuntimeError, ValueError) as exc:
+            raise CliError(f"distribute={cfg.distribute}: {exc}") from None
+        _log(
+            f"distribute={cfg.distribute}: {strategy.num_replicas_in_sync} replicas in sync; "
+            f"global batch {tc.batch_size} (teacher), {cfg.student.batch_size} (students)"
+        )
     timings: dict[str, float] = {}
     clock = time.perf_counter()
     data = _load(args.data, args.eval_fraction)
@@ -287,6 +298,7 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
     hist, cands = evaluation_arrays(evaluation, table, tc.history_len)
 
     from .teacher import score, train_teacher
+    from .training import distribution
 
     kept_teacher = None
     variants = [("teacher", vectors)]
@@ -304,6 +316,7 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
             cfg=tc,
             seed=cfg.seed,
             out_dir=args.out / name,
+            strategy=distribution(cfg.distribute, cfg.cpu_replicas),
         )
         scores = score(model, hist, cands)  # (N, Cmax): drop each row's padded columns
         models[name] = summarize(
@@ -413,6 +426,19 @@ def _expiry(args: argparse.Namespace) -> dict[str, Any]:
         for role in ROLES
         if (days := getattr(args, f"{role}_days", None)) is not None
     }
+
+
+def cmd_synthetic(args: argparse.Namespace) -> int:
+    from .synthetic import write_interactions_layout, write_mind_layout
+
+    if args.out.exists() and any(args.out.iterdir()):
+        raise CliError(f"{args.out} is not empty: synthetic data goes into a new folder")
+    if args.layout == "mind":
+        write_mind_layout(args.out, seed=args.seed)
+    else:
+        write_interactions_layout(args.out, seed=args.seed)
+    _log(f"wrote a SYNTHETIC data set ({args.layout} layout, seed {args.seed}) in {args.out}")
+    return 0
 
 
 def cmd_keygen(args: argparse.Namespace) -> int:
@@ -568,6 +594,18 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--quantization", choices=("dynamic", "full"), default="dynamic")
     ex.add_argument("--version", type=int, default=0, help="model version (default: now)")
     ex.set_defaults(func=cmd_export)
+    sy = sub.add_parser(
+        "synthetic", help="write a seeded SYNTHETIC data set to try the trainer without logs"
+    )
+    sy.add_argument("--out", type=Path, required=True, help="a new folder")
+    sy.add_argument(
+        "--layout",
+        choices=("generic", "mind"),
+        default="generic",
+        help="generic: articles.csv + interactions.csv (default); mind: the MIND tsv files",
+    )
+    sy.add_argument("--seed", type=int, default=0)
+    sy.set_defaults(func=cmd_synthetic)
     _add_publish_commands(sub)
     return parser
 

@@ -53,11 +53,6 @@ REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "mind"
 MARKER = ".edgerec-demo"  # only a folder carrying it is ever emptied by --out
 TOP_K = 10
-# The tiny preset keeps the default 50,000-example shuffle buffer and takes 3,000 examples
-# per epoch from it: on MIND (90,000 training examples) every epoch first pulls 53,000
-# examples through the Python generator, most of the training time. A smaller buffer is the
-# only change the demo makes to the preset.
-SHUFFLE_BUFFER = 8192
 
 _timings: dict[str, float] = {}
 
@@ -175,8 +170,6 @@ def main() -> int:
     with step("train", "the tiny config (edgerec-train pipeline; TensorFlow in a child)"):
         cmd = [sys.executable, "-m", "edgerec.trainer.cli", "pipeline", "--config", "tiny"]
         cmd += ["--data", str(data), "--out", str(run), "--cache", str(out / "cache")]
-        for role in ("teacher", "student"):  # see SHUFFLE_BUFFER
-            cmd += ["--set", f"{role}.shuffle_buffer={SHUFFLE_BUFFER}"]
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         if (code := subprocess.run(cmd, env=env, check=False).returncode) != 0:
             raise SystemExit(f"demo: the training pipeline failed (exit {code}; see above)")

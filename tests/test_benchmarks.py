@@ -1,0 +1,86 @@
+"""Every SDK benchmark the README quotes runs, shrunk, and prints the JSON the README's
+figures come from: the hardware, the inputs, and each figure beside its baseline from the
+same run. Structure only: speed is never asserted in a test. (bench_bundle.py has its own
+test in test_bundle.py; bench_pipeline.py is `edgerec-train pipeline` on MIND, whose tiny
+form test_pipeline.py runs.)"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def _run(script: str, *args: str) -> dict[str, Any]:
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / script), *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    result: dict[str, Any] = json.loads(done.stdout)
+    hardware = result["hardware"]
+    assert hardware["cpu"] and hardware["cores_visible"] >= 1 and hardware["python"]
+    return result
+
+
+def test_bench_hashing_reports_each_baseline_beside_the_native_path() -> None:
+    result = _run("bench_hashing.py", "--tokens", "20000", "--repeat", "1", "--feed-repeat", "20")
+    speed = result["token_hashing"]["tokens_per_s"]
+    ratios = result["token_hashing"]["ratios"]
+    assert speed["sklearn_feature_hasher"] > 0 and speed["mmh3_per_item_loop"] > 0
+    expected = speed["native_hash_strings"] / speed["sklearn_feature_hasher"]
+    assert ratios["native_vs_sklearn_feature_hasher"] == pytest.approx(expected, rel=0.01)
+    feeds = result["featurize_500_articles"]
+    assert {"realistic_2pct_non_ascii", "ascii_only", "heavy_50pct_non_ascii"} <= set(feeds)
+    assert all(feed["articles"] == 500 for feed in feeds.values())
+
+
+def test_bench_history_measures_encrypted_beside_plain_sqlite() -> None:
+    result = _run("bench_history.py", "--events", "40", "--rounds", "1", "--reads", "10")
+    append = result["append_durable"]
+    ratio = append["plaintext_events_per_s"] / append["encrypted_events_per_s"]
+    assert append["encrypted_cost_ratio"] == pytest.approx(ratio, rel=0.01)
+    read = result["read_recent_200"]
+    assert read["encrypted_ms_p50"] > 0 and read["plaintext_ms_p50"] > 0
+    assert isinstance(append["met"], bool) and isinstance(read["met"], bool)
+
+
+def test_bench_recommend_measures_recommend_beside_the_bare_invoke() -> None:
+    result = _run("bench_recommend.py", "--calls", "20", "--cold-runs", "1")
+    assert result["inputs"] == {
+        "history_items": 50,
+        "candidates": 500,
+        "k": 10,
+        "articles": "synthetic (seeded)",
+        "calls": 20,
+    }
+    steady, bare = result["recommend"]["steady"], result["bare_invoke_rank"]
+    ratio = steady["p50_ms"] / bare["p50_ms"]
+    assert result["ratio_p50_recommend_vs_bare_invoke"] == pytest.approx(ratio, abs=0.01)
+    cold = result["cold_start"]
+    assert cold["tensorflow_imported"] is False and cold["max_peak_rss_mb"] > 0
+    assert set(result["targets"]) >= {"p50_le_1ms", "p99_le_3ms", "p50_le_2x_bare_invoke"}
+
+
+def test_bench_update_times_the_update_with_and_without_validation() -> None:
+    result = _run("bench_update.py", "--runs", "1", "--model-bytes", "200000")
+    assert result["inputs"]["model_bytes"] == 200_000
+    full = result["check_for_update_to_active"]["median_ms"]
+    bare = result["check_for_update_without_validation"]["median_ms"]
+    assert full > 0 and bare > 0
+    assert result["validation_child_alone"]["median_ms"] > 0
+
+
+def test_soak_history_loses_no_acknowledged_write() -> None:
+    result = _run("soak_history.py", "--kills", "5", "--check-every", "5")
+    assert result["kills"] == 5 and result["ok"] is True and result["failures"] == []
+    assert result["rows_present_at_end"] >= result["acknowledged_writes"]

@@ -26,7 +26,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from .bundle import Bundle
-from .errors import BundleError, ClosedError, EdgerecError, InvalidTypeError, ModelLoadError
+from .errors import (
+    BundleError,
+    ClosedError,
+    EdgerecError,
+    InvalidInputError,
+    InvalidTypeError,
+    ModelLoadError,
+)
 from .history import ReadingHistory
 from .home import HISTORY_FILE, active_model_dir, checked_home
 from .ranking import READ_IDS_WINDOW, Engine, Recommendation
@@ -63,6 +70,7 @@ class Recommender:
         self._lock = threading.RLock()
         self._engine = Engine(bundle)
         self._probation = 0
+        self._guest = False
         self._load_reader()
 
     @classmethod
@@ -102,6 +110,56 @@ class Recommender:
         except BaseException:
             history.close()
             raise
+
+    @classmethod
+    def open_guest(
+        cls,
+        home: str | Path,
+        *,
+        bundle: str | Path | Bundle | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> Recommender:
+        """A reader who leaves no trace (a kiosk's guest): the history lives in memory under
+        a random key (:meth:`ReadingHistory.open_guest`) and is gone at :meth:`close`.
+
+        It ranks with ``bundle``, else with the model installed in ``home``, else by
+        freshness alone. The home is only read: a guest Recommender writes nothing to
+        disk, so it does not install or roll back models (the device's own Recommender
+        does) and cannot switch to a stored profile.
+
+        Raises:
+            InvalidTypeError, InvalidInputError: a bad argument; ``home`` is not an
+                existing folder.
+            BundleError, ModelLoadError, RuntimeUnavailableError: the model cannot be used
+                (a damaged installed model is repaired by :meth:`open`, not here).
+        """
+        if not isinstance(home, (str, Path)):
+            raise InvalidTypeError(f"home must be a str or Path, got {type(home).__name__}")
+        folder = Path(home)
+        if not folder.is_dir():
+            raise InvalidInputError("home is not an existing folder")
+        if bundle is None:
+            installed = active_model_dir(folder)
+            loaded = Bundle.load(installed) if installed is not None else None
+        else:
+            loaded = cls._load_bundle(folder, bundle)
+        history = ReadingHistory.open_guest()
+        try:
+            rec = cls(folder, history, loaded, clock=clock)
+        except BaseException:
+            history.close()
+            raise
+        rec._guest = True
+        return rec
+
+    @property
+    def is_guest(self) -> bool:
+        """True for a Recommender from :meth:`open_guest` (nothing is stored)."""
+        return self._guest
+
+    def _refuse_for_guest(self, what: str) -> None:
+        if self._guest:
+            raise InvalidInputError(f"a guest Recommender writes nothing to disk: no {what}")
 
     @staticmethod
     def _load_bundle(home: Path, bundle: str | Path | Bundle | None) -> Bundle | None:
@@ -165,6 +223,11 @@ class Recommender:
         """The version of the model ranking now, or None when no model is loaded."""
         bundle = self._engine.bundle
         return bundle.manifest.model_version if bundle is not None else None
+
+    @property
+    def bundle(self) -> Bundle | None:
+        """The model bundle ranking now (None: freshness alone); a guest can share it."""
+        return self._engine.bundle
 
     @property
     def history(self) -> ReadingHistory:
@@ -300,6 +363,7 @@ class Recommender:
         """
         from . import updates
 
+        self._refuse_for_guest("model updates")
         result = updates.check_for_update(self._home, url, trusted_root=trusted_root, **options)
         if result is not None:
             bundle = Bundle.load(result.path)
@@ -313,7 +377,9 @@ class Recommender:
 
         Raises:
             UpdateError: there is no previous model.
+            InvalidInputError: a guest Recommender.
         """
+        self._refuse_for_guest("rollback")
         with self._lock:
             return self._rollback_locked()
 
@@ -344,7 +410,10 @@ class Recommender:
         Raises:
             as :meth:`open` for the history store. On failure the Recommender is closed
             (no profile is active), never left on the previous reader.
+            InvalidInputError: a guest Recommender (:meth:`open_guest`).
         """
+        if self._guest:  # its in-memory store has no other reader to switch to
+            raise InvalidInputError("a guest Recommender cannot switch profiles; open one")
         with self._lock:
             if self._history is not None and key is None and passphrase is None:
                 history = self._history  # the same master key wraps every profile

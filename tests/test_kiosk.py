@@ -7,6 +7,7 @@ is SYNTHETIC and the model the committed fixture: no TensorFlow, no network.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import queue
@@ -147,6 +148,15 @@ def make_app(tmp_path: Path, repo: Repo) -> Iterator[Callable[..., App]]:
         app.stop()
 
 
+def _contents(home: Path) -> dict[str, str]:
+    """Every file's bytes (as a digest), but SQLite's -shm: readers mark it, it holds no data."""
+    return {
+        str(p.relative_to(home)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(home.rglob("*"))
+        if p.is_file() and not p.name.endswith("-shm")
+    }
+
+
 def assert_private_log(app: App, secrets: list[str]) -> None:
     """The log names no profile and no article (nor its id)."""
     app.stop()
@@ -193,6 +203,24 @@ def test_api_profiles_reads_erase_and_update(make_app: Callable[..., App], repo:
     assert not any(x.startswith("because you read") for r in recs for x in r["reasons"])
     app.call("POST", "/api/profile", {"name": ada})  # back: the reads were kept, encrypted
     assert [e["id"] for e in app.call("GET", "/api/recent")] == [read[1]["id"], read[0]["id"]]
+
+    # A guest: reads held in memory only; not a byte of the kiosk's files changes.
+    app.call("POST", "/api/leave")
+    before = _contents(app.home)
+    state = app.call("POST", "/api/guest")
+    assert state["visitor"] == "guest" and state["guest"] is True
+    app.call("POST", "/api/read", {"id": articles[5]["id"]})
+    assert [e["id"] for e in app.call("GET", "/api/recent")] == [articles[5]["id"]]
+    guest_reasons = [x for r in app.call("GET", "/api/recommendations") for x in r["reasons"]]
+    assert f"because you read {articles[5]['title']}" in guest_reasons
+    assert app.refused("POST", "/api/profile", {"name": "Guest"}) == "that name is reserved"
+    state = app.call("POST", "/api/leave")
+    assert state["guest"] is False and state["visitor"] is None
+    assert _contents(app.home) == before
+    app.call("POST", "/api/guest")  # the next guest starts with nothing
+    assert app.call("GET", "/api/recent") == []
+    app.call("POST", "/api/profile", {"name": ada})  # a profile ends the guest session
+    assert app.call("GET", "/api/state")["guest"] is False
 
     assert app.refused("POST", "/api/read", {"id": "no-such-article"}) == "unknown article"
     assert app.refused("POST", "/api/profile", {"name": "KIOSK.lobby"}) == "that name is reserved"
@@ -317,6 +345,20 @@ def test_page_in_headless_chromium(make_app: Callable[..., App], repo: Repo) -> 
         assert name not in texts("#profiles button")
         assert name not in app.call("GET", "/api/state")["profiles"]
         driver.save_screenshot(str(ARTIFACTS / "kiosk-erased.png"))
+
+        # A guest: reads in memory only, nothing to erase, gone on leaving.
+        driver.find_element(By.ID, "guest").click()
+        wait(lambda d: text("visitor") == "guest")
+        assert driver.find_element(By.ID, "guest-note").is_displayed()
+        assert not driver.find_element(By.ID, "erase-profile").is_displayed()
+        card = driver.find_elements(By.CSS_SELECTOR, "#articles li")[3]
+        guest_title = card.find_element(By.CSS_SELECTOR, ".title").text
+        wait(ec.element_to_be_clickable(card.find_element(By.CSS_SELECTOR, "button.read")))
+        card.find_element(By.CSS_SELECTOR, "button.read").click()
+        wait(lambda d: texts("#recent li") == [guest_title])
+        driver.find_element(By.ID, "switch-profile").click()
+        wait(lambda d: d.find_element(By.ID, "lobby").is_displayed() and texts("#recent li") == [])
+        assert "guest" not in texts("#profiles button")
     finally:
         driver.quit()
-    assert_private_log(app, [name, *titles])
+    assert_private_log(app, [name, *titles, guest_title])

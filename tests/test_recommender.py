@@ -275,3 +275,49 @@ def test_e7_recommending_opens_no_socket(
         rec.switch_profile("second")
         rec.record_read(feed[1])
         assert rec.recommend(feed, k=5, diversity=0.3, freshness_half_life_h=12)
+
+
+def _tree(folder: Path) -> dict[str, tuple[int, int]]:
+    return {
+        str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns)
+        for p in sorted(folder.rglob("*"))
+    }
+
+
+def test_e6_a_guest_ranks_with_the_installed_model_and_writes_nothing(
+    tmp_path: Path, feed: list, channel: dict[str, Any]
+) -> None:
+    home = tmp_path / "home"
+    with _open(home, bundle=None) as device:  # the device installs a model, a reader reads
+        device.check_for_update(channel["url"], trusted_root=channel["root"])
+        device.record_read(feed[0])
+    before = _tree(home)
+    with edgerec.Recommender.open_guest(home) as guest:
+        assert guest.is_guest and guest.model_version == 1
+        assert len(guest.history) == 0  # no stored reader shows through
+        for article in feed[1:4]:
+            guest.record_read(article, dwell_s=20.0)
+        out = guest.recommend(feed[10:], k=5)
+        assert out[0].reasons[0].startswith("because you read ")
+        read = {a["id"] for a in feed[1:4]}
+        assert not read & {r.id for r in guest.recommend(feed, k=20)}  # exclude_read works
+        with pytest.raises(InvalidInputError, match="guest"):
+            guest.check_for_update(channel["url"])
+        with pytest.raises(InvalidInputError, match="guest"):
+            guest.rollback()
+        with pytest.raises(InvalidInputError, match="guest"):
+            guest.switch_profile("default")
+    assert _tree(home) == before  # not a byte, not a timestamp changed
+    with _open(home, bundle=None) as device:
+        assert len(device.history) == 1  # the stored reader is untouched
+    with pytest.raises(ClosedError):
+        guest.recommend(feed, k=1)
+
+
+def test_a_guest_needs_an_existing_home(tmp_path: Path) -> None:
+    with pytest.raises(InvalidInputError, match="existing folder"):
+        edgerec.Recommender.open_guest(tmp_path / "missing")
+    assert not (tmp_path / "missing").exists()
+    with edgerec.Recommender.open_guest(tmp_path, bundle=FIXTURE) as guest:
+        assert guest.model_version == 1
+    assert list(tmp_path.iterdir()) == []

@@ -2,8 +2,10 @@
 
 Visitors pick or create a profile (each has its own data key in the encrypted history),
 read articles, see their top 10 recommendations with reasons, switch profile (the previous
-reader's in-memory state is dropped) and erase their profile. A background thread checks a
-TUF repository for a newer model and the page shows the version ranking now.
+reader's in-memory state is dropped) and erase their profile; or browse as a guest, whose
+reads stay in memory and are gone when they leave (nothing is written to disk). A
+background thread checks a TUF repository for a newer model and the page shows the
+version ranking now.
 
     python examples/kiosk/app.py --home kiosk-home --key-file kiosk-home/master.key
 
@@ -44,6 +46,7 @@ STATIC_FILES: Final = {
 # The profile the kiosk rests on between visitors: it never records a read, is never listed
 # and cannot be picked (a visitor's name is refused if it equals it, case-insensitively).
 LOBBY: Final = "kiosk.lobby"
+GUEST: Final = "guest"  # shown for a guest session; no stored profile may take the name
 MAX_BODY: Final = 16 * 1024
 MAX_NAME_CHARS: Final = 64
 TOP_K: Final = 10
@@ -130,9 +133,11 @@ class Kiosk:
     rec: edgerec.Recommender
     feed: list[dict[str, Any]]
     synthetic: bool
+    home: Path | None = None  # for guest sessions (Recommender.open_guest reads it)
     update_url: str | None = None
     trusted_root: Path | None = None
     visitor: str | None = None
+    guest: edgerec.Recommender | None = None  # a guest session: history in memory only
     update: UpdateState = field(default_factory=UpdateState)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _update_lock: threading.Lock = field(default_factory=threading.Lock)
@@ -150,16 +155,36 @@ class Kiosk:
         """Pick or create a profile: the previous reader's state is dropped first."""
         checked = _check_name(name)
         with self._lock:
+            self._end_guest()
             self.rec.switch_profile(checked)
             self.visitor = checked
+
+    def start_guest(self) -> None:
+        """A guest session: read and get recommendations with nothing written to disk; the
+        history lives in memory and is gone when the guest leaves."""
+        if self.home is None:
+            raise KioskError("guest sessions need the kiosk's home folder")
+        with self._lock:
+            self._to_lobby()
+            self.guest = edgerec.Recommender.open_guest(self.home, bundle=self.rec.bundle)
+            self.visitor = GUEST
 
     def leave(self) -> None:
         with self._lock:
             self._to_lobby()
 
+    def _end_guest(self) -> None:
+        if self.guest is not None:
+            self.guest.close()  # the guest's reads and vectors leave memory
+            self.guest = None
+
     def _to_lobby(self) -> None:
+        self._end_guest()
         self.rec.switch_profile(LOBBY)
         self.visitor = None
+
+    def _reader(self) -> edgerec.Recommender:
+        return self.guest if self.guest is not None else self.rec
 
     def read(self, article_id: object) -> None:
         if not isinstance(article_id, str) or article_id not in self._by_id:
@@ -167,7 +192,7 @@ class Kiosk:
         with self._lock:
             if self.visitor is None:
                 raise KioskError("pick a profile first")
-            self.rec.record_read(self._by_id[article_id])
+            self._reader().record_read(self._by_id[article_id])
 
     def erase(self, name: object) -> bool:
         checked = _check_name(name)
@@ -180,12 +205,12 @@ class Kiosk:
         with self._lock:
             if self.visitor is None:
                 return []
-            events = self.rec.history.recent(20)
+            events = self._reader().history.recent(20)
         return [{"id": e.article_id, "title": e.features.get("title", "")} for e in events]
 
     def recommendations(self) -> list[dict[str, Any]]:
         with self._lock:
-            out = self.rec.recommend(self.feed, k=TOP_K, freshness_half_life_h=24.0)
+            out = self._reader().recommend(self.feed, k=TOP_K, freshness_half_life_h=24.0)
         return [
             {
                 "id": r.id,
@@ -208,6 +233,7 @@ class Kiosk:
             visitor = self.visitor
         return {
             "visitor": visitor,
+            "guest": visitor == GUEST and self.guest is not None,
             "profiles": self.profiles(),
             "model_version": self.rec.model_version,
             "synthetic_feed": self.synthetic,
@@ -256,7 +282,7 @@ def _check_name(name: object) -> str:
     name = name.strip()
     if not name or len(name) > MAX_NAME_CHARS or not name.isprintable():
         raise KioskError(f"a profile name has 1 to {MAX_NAME_CHARS} printable characters")
-    if name.casefold() == LOBBY.casefold():
+    if name.casefold() in {LOBBY.casefold(), GUEST.casefold()}:
         raise KioskError("that name is reserved")
     return name
 
@@ -338,6 +364,8 @@ class Handler(BaseHTTPRequestHandler):
             body = self._body()
             if route == "/api/profile":
                 kiosk.choose(body.get("name"))
+            elif route == "/api/guest":
+                kiosk.start_guest()
             elif route == "/api/leave":
                 kiosk.leave()
             elif route == "/api/read":
@@ -413,6 +441,7 @@ def build(args: argparse.Namespace) -> Kiosk:
         rec,
         feed,
         synthetic=args.feed is None,
+        home=args.home,
         update_url=args.update_url,
         trusted_root=args.root,
     )
@@ -438,6 +467,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         stop.set()
         server.server_close()
+        kiosk.leave()  # a guest session ends with the app
         kiosk.rec.close()
     return 0
 

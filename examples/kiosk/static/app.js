@@ -38,6 +38,8 @@ function renderState(next) {
   $("lobby").hidden = next.visitor !== null;
   $("session").hidden = next.visitor === null;
   $("visitor").textContent = next.visitor || "";
+  $("guest-note").hidden = !next.guest;
+  $("erase-profile").hidden = next.guest; // a guest has nothing stored to erase
   const list = $("profiles");
   list.replaceChildren();
   for (const name of next.profiles) {
@@ -106,6 +108,7 @@ $("new-profile").addEventListener("submit", (event) => {
   $("profile-name").value = "";
   choose(name);
 });
+$("guest").addEventListener("click", () => act("POST", "/api/guest", {}));
 $("switch-profile").addEventListener("click", () => act("POST", "/api/leave", {}));
 $("erase-profile").addEventListener("click", () => {
   if (!state || state.visitor === null) return;

@@ -94,9 +94,11 @@ def test_every_shell_block_is_in_the_setup_or_the_walk_through() -> None:
 def test_make_demo_and_make_test_run_what_the_suite_checks() -> None:
     """The set-up block is the two make targets: CI runs `make test` itself, and `make demo`
     is examples/demo.py (run end to end by tests/test_examples_run.py)."""
-    dry = subprocess.run(
-        ["make", "-n", "-W", ".venv/.trainer", "demo"],
+    quiet = {k: v for k, v in os.environ.items() if k not in {"MAKEFLAGS", "MAKELEVEL", "MFLAGS"}}
+    dry = subprocess.run(  # inside `make test` too: a sub-make must not announce itself
+        ["make", "-n", "--no-print-directory", "-W", ".venv/.trainer", "demo"],
         cwd=ROOT,
+        env=quiet,
         capture_output=True,
         text=True,
         check=False,

@@ -45,7 +45,7 @@ def _check_step(result: dict[str, object]) -> None:
         step = result[model]
         assert isinstance(step, dict)
         assert step["moved"] > 1e-4, model  # the step changed the weights
-        # a loss not divided across replicas moves them ~10% differently (measured)
+        # a per-replica mean loss moved them 13-40% differently here (measured)
         assert step["max_diff"] < 1e-3 * step["moved"], (model, step)
 
 

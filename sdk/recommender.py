@@ -225,6 +225,11 @@ class Recommender:
         return bundle.manifest.model_version if bundle is not None else None
 
     @property
+    def home(self) -> Path:
+        """The device home folder (history, installed models)."""
+        return self._home
+
+    @property
     def bundle(self) -> Bundle | None:
         """The model bundle ranking now (None: freshness alone); a guest can share it."""
         return self._engine.bundle

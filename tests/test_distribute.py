@@ -10,6 +10,7 @@ import os
 import socket
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -39,6 +40,28 @@ def _cluster_env(index: int, ports: list[int]) -> dict[str, str]:
     return {**os.environ, "TF_CONFIG": json.dumps(config)}
 
 
+def _run_cluster(command: Callable[[int], list[str]], timeout: float) -> list[tuple[str, str]]:
+    """``command(i)`` run by worker i of a two-worker cluster on 127.0.0.1: each worker's
+    (stdout, stderr), both asserted to succeed."""
+    ports = _free_ports(2)
+    workers = [
+        subprocess.Popen(
+            command(i),
+            env=_cluster_env(i, ports),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(2)
+    ]
+    outputs = []
+    for worker in workers:
+        out, err = worker.communicate(timeout=timeout)
+        assert worker.returncode == 0, err[-3000:]
+        outputs.append((out, err))
+    return outputs
+
+
 def _check_step(result: dict[str, object]) -> None:
     assert result["replicas"] == 2
     for model in ("teacher", "student"):
@@ -62,22 +85,8 @@ def test_a_mirrored_step_equals_the_same_step_on_one_device() -> None:
 
 
 def test_a_multiworker_step_equals_the_same_step_on_one_device() -> None:
-    ports = _free_ports(2)
-    workers = [
-        subprocess.Popen(
-            [sys.executable, str(SUPPORT), "multiworker"],
-            env=_cluster_env(i, ports),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for i in range(2)
-    ]
-    results = []
-    for worker in workers:
-        out, err = worker.communicate(timeout=300)
-        assert worker.returncode == 0, err[-2000:]
-        results.append(json.loads(out))
+    outputs = _run_cluster(lambda i: [sys.executable, str(SUPPORT), "multiworker"], 300)
+    results = [json.loads(out) for out, _ in outputs]
     for result in results:
         _check_step(result)
     assert results[0] == results[1]  # the workers hold the same weights
@@ -85,7 +94,6 @@ def test_a_multiworker_step_equals_the_same_step_on_one_device() -> None:
 
 def test_the_tiny_pipeline_trains_as_a_two_worker_cluster(tmp_path: Path) -> None:
     data = write_mind_layout(tmp_path / "data", seed=1)
-    ports = _free_ports(2)
     args = [
         "pipeline",
         "--config",
@@ -107,21 +115,9 @@ def test_the_tiny_pipeline_trains_as_a_two_worker_cluster(tmp_path: Path) -> Non
         "--set",
         "student.version=5",
     ]
-    workers = [
-        subprocess.Popen(
-            [str(BIN / "edgerec-train"), *args, "--out", str(tmp_path / f"worker{i}")],
-            env=_cluster_env(i, ports),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for i in range(2)
-    ]
-    logs = []
-    for worker in workers:
-        _, err = worker.communicate(timeout=900)
-        assert worker.returncode == 0, err[-3000:]
-        logs.append(err)
+    train = str(BIN / "edgerec-train")
+    outputs = _run_cluster(lambda i: [train, *args, "--out", str(tmp_path / f"worker{i}")], 900)
+    logs = [err for _, err in outputs]
     assert all("distribute=multiworker: 2 replicas in sync" in log for log in logs)
 
     from edgerec.bundle import Bundle, Ranker

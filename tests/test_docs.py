@@ -49,8 +49,12 @@ def test_docstring_examples_exist() -> None:
     assert attempted >= 8
 
 
+def _blocks(language: str, text: str) -> list[str]:
+    return re.findall(rf"```{language}\n(.*?)```", text, re.S)
+
+
 def _python_blocks() -> list[str]:
-    return re.findall(r"```python\n(.*?)```", README.read_text(encoding="utf-8"), re.S)
+    return _blocks("python", README.read_text(encoding="utf-8"))
 
 
 def test_readme_has_python_examples() -> None:
@@ -64,9 +68,7 @@ def test_readme_python_blocks_run(index: int, monkeypatch: pytest.MonkeyPatch) -
 
 
 def test_the_embedding_example_is_the_quickstart_file() -> None:
-    text = README.read_text(encoding="utf-8")
-    example = text.split("## Embedding example", 1)[1].split("\n## ", 1)[0]
-    block = re.findall(r"```python\n(.*?)```", example, re.S)
+    block = _blocks("python", _sections("##")["Embedding example"])
     code = (ROOT / "examples" / "quickstart.py").read_text(encoding="utf-8")
     body = code.split('"""', 2)[2].strip()  # after the module docstring
     assert block == [body + "\n"]
@@ -80,7 +82,7 @@ def _sections(level: str) -> dict[str, str]:
 
 
 def _sh_blocks(text: str) -> list[str]:
-    return re.findall(r"```sh\n(.*?)```", text, re.S)
+    return _blocks("sh", text)
 
 
 def test_every_shell_block_is_in_the_setup_or_the_walk_through() -> None:
@@ -140,11 +142,10 @@ def test_the_readme_walk_through_runs_as_written(tmp_path: Path) -> None:
     assert "up to date" in out  # the update after the key rotation verified and found none
     assert re.search(r"^\s*1\s+N[345]\b", out, re.M), out  # a ranked list from the CLI
     assert "N1" not in re.findall(r"^\s*\d+\s+(N\d)\b", out, re.M)  # already read
-    assert '"profiles"' in out or "profile" in out  # the kiosk answered its state
+    assert '"visitor": null' in out and '"profiles": []' in out  # the kiosk's state (erased)
     assert "same model" in out
 
 
 def test_readme_names_exactly_the_two_setup_commands() -> None:
-    text = README.read_text(encoding="utf-8")
-    setup = text.split("## Set-up", 1)[1].split("\n## ", 1)[0]
+    setup = _sections("##")["Set-up"]
     assert re.findall(r"^make \w+", setup, re.M) == ["make demo", "make test"]

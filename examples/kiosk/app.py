@@ -133,7 +133,6 @@ class Kiosk:
     rec: edgerec.Recommender
     feed: list[dict[str, Any]]
     synthetic: bool
-    home: Path | None = None  # for guest sessions (Recommender.open_guest reads it)
     update_url: str | None = None
     trusted_root: Path | None = None
     visitor: str | None = None
@@ -162,11 +161,9 @@ class Kiosk:
     def start_guest(self) -> None:
         """A guest session: read and get recommendations with nothing written to disk; the
         history lives in memory and is gone when the guest leaves."""
-        if self.home is None:
-            raise KioskError("guest sessions need the kiosk's home folder")
         with self._lock:
             self._to_lobby()
-            self.guest = edgerec.Recommender.open_guest(self.home, bundle=self.rec.bundle)
+            self.guest = edgerec.Recommender.open_guest(self.rec.home, bundle=self.rec.bundle)
             self.visitor = GUEST
 
     def leave(self) -> None:
@@ -441,7 +438,6 @@ def build(args: argparse.Namespace) -> Kiosk:
         rec,
         feed,
         synthetic=args.feed is None,
-        home=args.home,
         update_url=args.update_url,
         trusted_root=args.root,
     )

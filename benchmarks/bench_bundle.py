@@ -81,7 +81,7 @@ def main() -> None:
     articles = synthetic_articles(args.candidates + args.history, seed=7)
     rows = featurize(articles, spec)  # (H + N, F)
     history, candidates = rows[: args.history], rows[args.history :]
-    padded = ranker.pad_history(history)  # (1, L, F)
+    padded = ranker.history_input(history)  # (1, L, F)
 
     rank = timings(lambda: ranker.rank(history, candidates), args.calls)
     rank_bare = timings(

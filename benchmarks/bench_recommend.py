@@ -147,7 +147,7 @@ def main() -> None:
     ranker = rec._engine.ranker
     assert ranker is not None
     spec = bundle.manifest.spec
-    padded = ranker.pad_history(featurize(reads, spec))  # (1, L, F)
+    padded = ranker.history_input(featurize(reads, spec))  # (1, L, F)
     cands = featurize(candidates, spec)[None]  # (1, N, F)
     bare = timed(bare_invoke(ranker, "rank", history=padded, candidates=cands), args.calls)
 

@@ -3,9 +3,9 @@
 # cdivision matters: _floordiv below corrects C truncating division by hand.
 """Native feature hashing: MurmurHash3 x86_32, one-pass tokenize + hash, batch matrices.
 
-Imported as ``edgerec._hashing_native``; the public API is ``edgerec.hashing``. This file
-only loops. Everything that validates or writes a message lives in Python
-(``edgerec._values``): values off the fast path are handed to a Python callback, which
+Imported as ``edgerec.features._hashing_native``; the public API is
+``edgerec.features.hashing``. This file only loops. Everything that validates or writes a
+message lives in Python (``edgerec.features.values``): values off the fast path are handed to a Python callback, which
 either returns what the hash must see or raises the precise error.
 
 Each batch call works in chunks (256 articles, 2048 strings), each in two phases:
@@ -55,7 +55,7 @@ cdef enum:
     BUCKET_HOUR = 0
     BUCKET_WEEKDAY = 1
 
-# Same bounds as edgerec._values (years 1..9999); values outside go to the callback.
+# Same bounds as edgerec.features.values (years 1..9999); values outside go to the callback.
 cdef double MIN_TIME = -62135596800.0
 cdef double MAX_TIME = 253402300800.0
 

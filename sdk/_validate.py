@@ -175,8 +175,8 @@ def validate_bundle(
 
     import numpy as np
 
-    from .bundle import Bundle, Ranker
-    from .errors import BundleError, IncompatibleModelError, ModelLoadError
+    from .errors import BundleError, IncompatibleModelError, ModelFormatError, ModelValidationError
+    from .model import Bundle, ModelRunner
 
     try:
         bundle = Bundle.load(folder)
@@ -186,15 +186,15 @@ def validate_bundle(
         raise Rejected("format", str(exc)) from None
     check_ops(operator_codes(bundle.model))
     try:
-        ranker = Ranker(bundle)
+        ranker = ModelRunner(bundle)
     except IncompatibleModelError as exc:
         raise Rejected("incompatible", str(exc)) from None
-    except (ModelLoadError, BundleError) as exc:
+    except (ModelFormatError, BundleError) as exc:
         raise Rejected("format", str(exc)) from None
     _check_signatures(ranker)
     try:
         worst = ranker.check_golden()
-    except ModelLoadError as exc:
+    except ModelValidationError as exc:
         raise Rejected("validation", str(exc)) from None
     except BundleError as exc:
         raise Rejected("format", str(exc)) from None

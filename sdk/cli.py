@@ -23,9 +23,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from . import __version__, hashing
+from . import __version__
 from ._json import read_jsonl
 from .errors import EdgerecError, InvalidInputError
+from .features import hashing
 
 __all__ = ["main"]
 
@@ -55,8 +56,8 @@ def _open(args: argparse.Namespace) -> Any:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    from . import runtime
     from .home import active_model_dir, read_pointer
+    from .model import runtime
 
     try:
         runtime.interpreter_class()
@@ -142,11 +143,11 @@ def cmd_history_erase(args: argparse.Namespace) -> int:
 
 
 def cmd_inspect_model(args: argparse.Namespace) -> int:
-    from .bundle import Bundle, Ranker
+    from .model import Bundle, ModelRunner
 
     bundle = Bundle.load(args.bundle)
     m = bundle.manifest
-    worst = Ranker(bundle).check_golden()
+    worst = ModelRunner(bundle).check_golden()
     print(f"model_version: {m.model_version}")
     print(f"created: {m.created}")
     print(f"model: {m.model_bytes} bytes, sha256 {m.model_sha256}")

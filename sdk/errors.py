@@ -1,13 +1,40 @@
-"""The SDK's exceptions: one root, precise leaves.
+"""The SDK's exceptions: one root, precise leaves, one class per fault.
 
 Every error the public API raises is an :class:`EdgerecError`. Leaves that describe bad
 input also derive from the matching builtin (``ValueError`` or ``TypeError``), so callers
 that already catch those keep working. Messages name the parameter or field at fault and
 never contain the offending value: the same code featurizes a reader's history, and what a
 reader read must not leak into logs or tracebacks.
+
+The tree::
+
+    EdgerecError
+    ├── InvalidInputError (ValueError), InvalidTypeError (TypeError), SpecError (ValueError)
+    ├── RuntimeUnavailableError (ImportError)
+    ├── HistoryError: ClosedError, WrongKeyError, KeyUnavailableError, IntegrityError,
+    │   UnsupportedFormatError, RollbackDetectedError,
+    │   StorageError: StorageCorruptError, StorageBusyError, StorageFullError,
+    │                 ReadOnlyStorageError, StorageIOError
+    ├── UpdateError: UpdateTimeoutError, UpdateStorageError,
+    │   UpdateRejectedError: SignatureError (UntrustedKeyError), ExpiredMetadataError,
+    │                        VersionRollbackError, DownloadTooLargeError
+    └── BundleError: ManifestFormatError, ManifestMismatchError, IncompatibleModelError,
+                     ModelFormatError, ModelValidationError
+
+A fault of a model bundle is one class wherever it is found: a bundle folder given to
+:meth:`edgerec.Recommender.open`, an installed model re-verified at start-up, or a download
+checked by the update client. Those five classes are therefore both a :class:`BundleError`
+and an :class:`UpdateRejectedError` (retrying with the same bundle fails the same way).
+
+Renamed in 0.2 (the old names still import, with a ``DeprecationWarning``, until 0.3):
+``ModelLoadError`` is :class:`ModelFormatError` (or :class:`ModelValidationError` for
+golden outputs that differ); ``IncompatibleUpdateError`` is :class:`IncompatibleModelError`.
 """
 
 from __future__ import annotations
+
+import warnings
+from typing import Any
 
 __all__ = [
     "BundleError",
@@ -17,7 +44,6 @@ __all__ = [
     "ExpiredMetadataError",
     "HistoryError",
     "IncompatibleModelError",
-    "IncompatibleUpdateError",
     "IntegrityError",
     "InvalidInputError",
     "InvalidTypeError",
@@ -25,7 +51,6 @@ __all__ = [
     "ManifestFormatError",
     "ManifestMismatchError",
     "ModelFormatError",
-    "ModelLoadError",
     "ModelValidationError",
     "ReadOnlyStorageError",
     "RollbackDetectedError",
@@ -70,20 +95,6 @@ class SpecError(EdgerecError, ValueError):
 
 class RuntimeUnavailableError(EdgerecError, ImportError):
     """No TFLite runtime loads (``ai-edge-litert``, else ``tflite-runtime``)."""
-
-
-class BundleError(EdgerecError):
-    """A model bundle cannot be used: a missing file, a manifest that is not the schema, a
-    model whose bytes do not match the manifest's length and sha256."""
-
-
-class IncompatibleModelError(BundleError):
-    """A well-formed bundle this SDK cannot run: a newer manifest schema, a FeatureSpec it
-    cannot reproduce, a signature other than the one the manifest promises."""
-
-
-class ModelLoadError(BundleError):
-    """The TFLite runtime refused the model, or its golden outputs do not match."""
 
 
 # --------------------------------------------------------------------- reading history
@@ -165,9 +176,7 @@ class StorageIOError(StorageError):
     not retried."""
 
 
-# --- Model updates (edgerec.updates). One block, kept together. ---------------------------
-
-
+# --------------------------------------------------------------------- model updates
 class UpdateError(EdgerecError):
     """A model update did not complete; the active model is unchanged.
 
@@ -207,29 +216,55 @@ class VersionRollbackError(UpdateRejectedError):
     from) what the device already has."""
 
 
-class ManifestMismatchError(UpdateRejectedError):
-    """A downloaded file does not match the signed length/hash, or the manifest and model
-    belong to different releases (mix-and-match)."""
-
-
 class DownloadTooLargeError(UpdateRejectedError):
     """A download exceeded its signed length or the SDK-wide size cap; it was aborted."""
 
 
-class ManifestFormatError(UpdateRejectedError):
-    """The downloaded manifest is not strict JSON or not the manifest schema."""
+# --------------------------------------------------------------------- model bundles
+class BundleError(EdgerecError):
+    """A model bundle cannot be used (the leaves say why). Raised as such for a missing
+    file; nothing of the bundle is loaded."""
 
 
-class IncompatibleUpdateError(UpdateRejectedError, IncompatibleModelError):
-    """A well-formed update this SDK cannot run: a FeatureSpec it cannot reproduce, other
-    signatures than the manifest's, or ops outside the built-in allow-list."""
+class ManifestFormatError(BundleError, UpdateRejectedError):
+    """The manifest is not strict JSON (duplicate keys, NaN, deep nesting, not UTF-8) or
+    not the manifest schema (a key missing or of the wrong type, a bad file name)."""
 
 
-class ModelFormatError(UpdateRejectedError):
+class ManifestMismatchError(BundleError, UpdateRejectedError):
+    """A file does not match what vouches for it: the model's length or sha256 differ from
+    the manifest's, a download from its signed hash, or the manifest and model belong to
+    different releases (mix-and-match)."""
+
+
+class IncompatibleModelError(BundleError, UpdateRejectedError):
+    """A well-formed bundle this SDK cannot run: a newer manifest schema, a FeatureSpec it
+    cannot reproduce, signatures other than the manifest's, or ops outside the built-in
+    allow-list."""
+
+
+class ModelFormatError(BundleError, UpdateRejectedError):
     """The model file is malformed: not a TFLite flatbuffer, refused by the runtime, or it
     crashed the validation process."""
 
 
-class ModelValidationError(UpdateRejectedError):
+class ModelValidationError(BundleError, UpdateRejectedError):
     """The model loads but fails validation: golden outputs off or not finite, or over the
     latency/memory/CPU budget."""
+
+
+_RENAMED = {
+    "ModelLoadError": ("ModelFormatError", ModelFormatError),
+    "IncompatibleUpdateError": ("IncompatibleModelError", IncompatibleModelError),
+}
+
+
+def __getattr__(name: str) -> Any:
+    """The names renamed in 0.2, for one release, with a ``DeprecationWarning``."""
+    if name in _RENAMED:
+        new, cls = _RENAMED[name]
+        warnings.warn(
+            f"edgerec.errors.{name} is deprecated; use {new}", DeprecationWarning, stacklevel=2
+        )
+        return cls
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,4 +1,4 @@
-"""The ranking engine behind :class:`edgerec.Recommender`: the candidate cache, the reader's
+"""The ranker behind :class:`edgerec.Recommender`: the candidate cache, the reader's
 cached history vectors, the product rules (filters, freshness, per-source caps, diversity)
 and the reasons. It holds no storage and no lock: the Recommender owns both.
 
@@ -21,7 +21,6 @@ recommendation may carry no reason when none of these holds.
 from __future__ import annotations
 
 import math
-import re
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -30,22 +29,17 @@ from typing import Any, Final
 import numpy as np
 import numpy.typing as npt
 
-from ._values import _time, field_value
-from .bundle import Bundle, Ranker
 from .errors import EdgerecError, InvalidInputError, InvalidTypeError
-from .features import FeatureSpec, FieldSpec, featurize
+from .features import FeatureSpec, hashing, parse_time
+from .model import Bundle, ModelRunner
 
-__all__ = ["COLD_START_HALF_LIFE_H", "MAX_CANDIDATES", "Recommendation"]
+__all__ = ["COLD_START_HALF_LIFE_H", "MAX_CANDIDATES", "Ranker", "Recommendation"]
 
 MAX_CANDIDATES: Final = 20_000  # per call; more is an InvalidInputError (cache and latency)
 CACHE_SIZE: Final = 50_000  # candidate vectors kept; past it, only the current feed is kept
 READ_IDS_WINDOW: Final = 1_000  # exclude_read covers the reader's last 1,000 reads
 COLD_START_HALF_LIFE_H: Final = 24.0
 EMBED_CHUNK: Final = 1_024  # candidates embedded per interpreter call
-_TIME_FIELD: Final = FieldSpec(
-    "published_at", "time_bucket", slots=2, max_chars=64, buckets=("hour", "weekday")
-)
-_ARTICLES_INDEX = re.compile(r"^articles\[(\d+)\]")
 
 FloatArray = npt.NDArray[np.float32]
 
@@ -110,21 +104,13 @@ def _logit(p: float) -> float:
     return math.log(p / (1 - p))
 
 
-def _reindex(exc: EdgerecError, positions: Sequence[int]) -> EdgerecError:
-    """featurize names ``articles[i]`` of the list it was given; name the caller's index."""
-    message = str(exc)
-    match = _ARTICLES_INDEX.match(message)
-    if match:
-        message = f"candidates[{positions[int(match.group(1))]}]" + message[match.end() :]
-    return type(exc)(message)
-
-
-class Engine:
-    """Ranks for one profile with one model (or none). Not thread-safe."""
+class Ranker:
+    """Ranks for one profile with one model (or none). Not thread-safe: the Recommender
+    holds the lock."""
 
     def __init__(self, bundle: Bundle | None) -> None:
         self.bundle = bundle
-        self.ranker = Ranker(bundle) if bundle is not None else None
+        self.runner = ModelRunner(bundle) if bundle is not None else None
         self.spec: FeatureSpec | None = bundle.manifest.spec if bundle is not None else None
         self.history_len = bundle.manifest.history_len if bundle is not None else 0
         prior = bundle.manifest.cold_start_prior if bundle is not None else {}
@@ -179,11 +165,6 @@ class Engine:
         del self._reads[: -self.history_len]
         self._refresh_user()
 
-    @staticmethod
-    def parse_time(name: str, value: object) -> float:
-        """Epoch seconds of a time argument (epoch seconds, aware datetime, ISO-8601)."""
-        return _time(name, value, _TIME_FIELD)
-
     def has_history(self) -> bool:
         return bool(self._reads)
 
@@ -195,22 +176,20 @@ class Engine:
 
     def _read(self, article: Mapping[str, Any]) -> _Read:
         assert self.spec is not None
-        try:
-            row = featurize([article], self.spec)[0]
-        except EdgerecError as exc:
-            raise type(exc)(str(exc).replace("articles[0]", "article", 1)) from None
+        row = np.zeros((1, self.spec.width), dtype=np.int32)  # (1, F)
+        hashing.featurize_into(self.spec, [article], row, label=lambda _: "article")
         title = article.get("title")
-        return _Read(str(article.get("id")), title if isinstance(title, str) else "", row)
+        return _Read(str(article.get("id")), title if isinstance(title, str) else "", row[0])
 
     def _refresh_user(self) -> None:
-        if self.ranker is None or not self._reads:
+        if self.runner is None or not self._reads:
             self._user = self._history_units = None
             return
         rows = np.stack([r.row for r in self._reads])  # (H, F)
-        self._user = self.ranker.user_vector(rows)  # (D,): the LSTM reads the whole history
+        self._user = self.runner.user_vector(rows)  # (D,): the LSTM reads the whole history
         new = [r for r in self._reads if r.unit is None]  # only new reads are embedded
         if new:
-            vectors = self.ranker.item_vectors(np.stack([r.row for r in new]))  # (M, D)
+            vectors = self.runner.item_vectors(np.stack([r.row for r in new]))  # (M, D)
             norms = np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
             for read, unit in zip(new, vectors / norms, strict=True):
                 read.unit = unit
@@ -294,23 +273,19 @@ class Engine:
         articles = [a for _, _, a in fresh]
         published: list[float | None] = []
         for i, article in zip(positions, articles, strict=True):
-            if article.get("published_at") is None:
-                published.append(None)
-                continue
-            try:
-                seconds = field_value(0, article, _TIME_FIELD)
-            except EdgerecError as exc:
-                raise _reindex(exc, [i]) from None
-            published.append(float(seconds) if isinstance(seconds, float) else None)
+            when = article.get("published_at")
+            published.append(
+                None if when is None else parse_time(when, f"candidates[{i}]['published_at']")
+            )
         slots = [-1] * len(articles)
-        if self.spec is not None and self.ranker is not None:
-            try:
-                rows = featurize(articles, self.spec)  # (M, F)
-            except EdgerecError as exc:
-                raise _reindex(exc, positions) from None
+        if self.spec is not None and self.runner is not None:
+            rows = np.zeros((len(articles), self.spec.width), dtype=np.int32)  # (M, F)
+            hashing.featurize_into(
+                self.spec, articles, rows, label=lambda row: f"candidates[{positions[row]}]"
+            )
             vectors = np.concatenate(
                 [
-                    self.ranker.item_vectors(rows[s : s + EMBED_CHUNK])
+                    self.runner.item_vectors(rows[s : s + EMBED_CHUNK])
                     for s in range(0, len(rows), EMBED_CHUNK)
                 ]
             )  # (M, D)
@@ -387,7 +362,7 @@ class Engine:
         cands = [pool[i] for i in keep] if len(keep) < len(pool) else pool
         slots = np.array([c.slot for c in cands], dtype=np.intp)  # (N,)
 
-        personal = self._user is not None and self.ranker is not None
+        personal = self._user is not None and self.runner is not None
         if personal:
             assert self._user is not None
             scores = (self._vectors[slots] @ self._user).astype(np.float64)  # (N,)

@@ -25,18 +25,19 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from .bundle import Bundle
 from .errors import (
     BundleError,
     ClosedError,
     EdgerecError,
     InvalidInputError,
     InvalidTypeError,
-    ModelLoadError,
+    ModelFormatError,
 )
+from .features import parse_time
 from .history import ReadingHistory
 from .home import HISTORY_FILE, active_model_dir, checked_home
-from .ranking import READ_IDS_WINDOW, Engine, Recommendation
+from .model import Bundle
+from .ranking import READ_IDS_WINDOW, Ranker, Recommendation
 
 if TYPE_CHECKING:
     from .updates import UpdateResult
@@ -68,7 +69,7 @@ class Recommender:
         self._history: ReadingHistory | None = history
         self._clock = clock
         self._lock = threading.RLock()
-        self._engine = Engine(bundle)
+        self._ranker = Ranker(bundle)
         self._probation = 0
         self._guest = False
         self._load_reader()
@@ -90,14 +91,14 @@ class Recommender:
             home: the folder holding ``history.db`` and the installed models.
             key, passphrase, profile: the history store's master key and profile (see
                 :meth:`edgerec.ReadingHistory.open`).
-            bundle: a bundle folder (or a loaded :class:`~edgerec.bundle.Bundle`) to rank
+            bundle: a bundle folder (or a loaded :class:`~edgerec.model.Bundle`) to rank
                 with; None uses the model installed in ``home`` by the update client, and
                 with none installed the Recommender ranks by freshness alone.
             clock: epoch seconds now (injectable for tests).
 
         Raises:
             InvalidTypeError, InvalidInputError: a bad argument.
-            BundleError, ModelLoadError, RuntimeUnavailableError: the model cannot be used.
+            BundleError (and its leaves), RuntimeUnavailableError: the model cannot be used.
             WrongKeyError, KeyUnavailableError, StorageCorruptError: see ReadingHistory.
         """
         folder = checked_home(home)
@@ -130,7 +131,7 @@ class Recommender:
         Raises:
             InvalidTypeError, InvalidInputError: a bad argument; ``home`` is not an
                 existing folder.
-            BundleError, ModelLoadError, RuntimeUnavailableError: the model cannot be used
+            BundleError (and its leaves), RuntimeUnavailableError: the model cannot be used
                 (a damaged installed model is repaired by :meth:`open`, not here).
         """
         if not isinstance(home, (str, Path)):
@@ -196,7 +197,7 @@ class Recommender:
     def close(self) -> None:
         """Close the history store and forget the reader's cached vectors. Idempotent."""
         with self._lock:
-            self._engine.clear_reader()
+            self._ranker.clear_reader()
             if self._history is not None:
                 self._history.close()
                 self._history = None
@@ -208,7 +209,7 @@ class Recommender:
 
     def _load_reader(self) -> None:
         events = self._open_history().recent(READ_IDS_WINDOW)  # newest first
-        self._engine.load_reader([e.article() for e in reversed(events)])
+        self._ranker.load_reader([e.article() for e in reversed(events)])
 
     # -- properties -------------------------------------------------------------------
 
@@ -221,7 +222,7 @@ class Recommender:
     @property
     def model_version(self) -> int | None:
         """The version of the model ranking now, or None when no model is loaded."""
-        bundle = self._engine.bundle
+        bundle = self._ranker.bundle
         return bundle.manifest.model_version if bundle is not None else None
 
     @property
@@ -232,7 +233,7 @@ class Recommender:
     @property
     def bundle(self) -> Bundle | None:
         """The model bundle ranking now (None: freshness alone); a guest can share it."""
-        return self._engine.bundle
+        return self._ranker.bundle
 
     @property
     def history(self) -> ReadingHistory:
@@ -254,9 +255,9 @@ class Recommender:
         """
         with self._lock:
             history = self._open_history()
-            read = self._engine.prepare_read(article)  # a bad article: refused, not stored
+            read = self._ranker.prepare_read(article)  # a bad article: refused, not stored
             history.record(article, at=at, dwell_s=dwell_s)
-            self._engine.add_read(str(article["id"]), read)
+            self._ranker.add_read(str(article["id"]), read)
 
     def recommend(
         self,
@@ -314,18 +315,18 @@ class Recommender:
                 "diversity": diversity,
             }
             if not self._probation:
-                return self._engine.recommend(candidates, **options)
+                return self._ranker.recommend(candidates, **options)
             return self._on_probation(candidates, options)
 
     def _on_probation(self, candidates: Any, options: dict[str, Any]) -> list[Recommendation]:
         """One of a new model's first calls: a failure in the model rolls back to the
         previous model and the call is answered by it. Bad input is the caller's error."""
         try:
-            out = self._engine.recommend(candidates, **options)
+            out = self._ranker.recommend(candidates, **options)
             if not all(math.isfinite(r.score) for r in out):
-                raise ModelLoadError("the new model scored NaN or infinity")
+                raise ModelFormatError("the new model scored NaN or infinity")
         except EdgerecError as exc:
-            if not isinstance(exc, ModelLoadError):
+            if not isinstance(exc, ModelFormatError):
                 raise
             failure: Exception = exc
         except Exception as exc:  # the interpreter failed inside invoke
@@ -340,7 +341,7 @@ class Recommender:
             type(failure).__name__,
         )
         self._rollback_locked()
-        return self._engine.recommend(candidates, **options)
+        return self._ranker.recommend(candidates, **options)
 
     # -- model updates ----------------------------------------------------------------
 
@@ -399,8 +400,8 @@ class Recommender:
     def _set_model(self, bundle: Bundle | None) -> None:
         """Rank with ``bundle`` from now on: new engine, the reader's vectors recomputed
         (candidate vectors belong to a model and are embedded again)."""
-        self._engine.clear_reader()
-        self._engine = Engine(bundle)
+        self._ranker.clear_reader()
+        self._ranker = Ranker(bundle)
         self._load_reader()
 
     def switch_profile(
@@ -422,7 +423,7 @@ class Recommender:
         with self._lock:
             if self._history is not None and key is None and passphrase is None:
                 history = self._history  # the same master key wraps every profile
-                self._engine.clear_reader()
+                self._ranker.clear_reader()
                 try:
                     history.switch_profile(profile)
                 except BaseException:
@@ -439,4 +440,4 @@ class Recommender:
     def _now(self, now: Any) -> float:
         if now is None:
             return float(self._clock())
-        return self._engine.parse_time("now", now)
+        return parse_time(now, "now")

@@ -75,13 +75,11 @@ from tuf.ngclient.fetcher import FetcherInterface
 
 from ._json import StrictJSONError, loads_strict
 from ._validate import Rejected, check_identifier
-from .bundle import MANIFEST_FILE, MAX_MANIFEST_BYTES, MODEL_FILE, Bundle, Manifest
 from .errors import (
     BundleError,
     DownloadTooLargeError,
     ExpiredMetadataError,
     IncompatibleModelError,
-    IncompatibleUpdateError,
     ManifestFormatError,
     ManifestMismatchError,
     ModelFormatError,
@@ -96,6 +94,8 @@ from .errors import (
 )
 from .home import ACTIVE_FILE, MODELS_DIR, POINTER_TMP_PREFIX, checked_home, fsync_dir, read_pointer
 from .home import write_pointer as _write_pointer
+from .model import Bundle, Manifest
+from .model.manifest import MANIFEST_FILE, MAX_MANIFEST_BYTES, MODEL_FILE
 
 __all__ = [
     "LATEST_TARGET",
@@ -409,35 +409,29 @@ def _parse_latest(data: bytes) -> int:
 
 
 def _check_bundle(staging: Path, version: int) -> Manifest:
-    """The SDK's checks on a TUF-verified manifest + model, before any TFLite parsing."""
+    """The SDK's checks on a TUF-verified manifest + model, before any TFLite parsing:
+    the one strict manifest parser, the release the manifest names, the model's length and
+    sha256 against the manifest, and the TFLite file identifier."""
     try:
-        manifest = Manifest.from_dict(loads_strict((staging / MANIFEST_FILE).read_bytes()))
-    except StrictJSONError as exc:
-        raise ManifestFormatError(f"manifest: {exc}") from None
-    except IncompatibleModelError as exc:
-        raise IncompatibleUpdateError(str(exc)) from None
-    except BundleError as exc:
-        raise ManifestFormatError(str(exc)) from None
-    if manifest.raw.get("model", {}).get("file", MODEL_FILE) != MODEL_FILE:
-        raise ManifestFormatError(f"manifest: model.file must be {MODEL_FILE!r}")
-    if manifest.model_version != version:
+        bundle = Bundle.load(staging)  # ManifestFormatError, IncompatibleModelError, mismatch
+    except UpdateRejectedError:
+        raise
+    except BundleError as exc:  # a file TUF verified is gone or unreadable
+        raise ManifestMismatchError(f"the downloaded bundle is incomplete: {exc}") from None
+    if bundle.manifest.model_version != version:
         raise ManifestMismatchError(
-            f"the manifest is for model {manifest.model_version}, the release is {version}"
+            f"the manifest is for model {bundle.manifest.model_version}, the release is {version}"
         )
-    try:
-        bundle = Bundle.load(staging)
-    except BundleError:
-        raise ManifestMismatchError("the model file does not match the manifest") from None
     try:
         check_identifier(bundle.model)
     except Rejected as exc:
         raise ModelFormatError(str(exc)) from None
-    return manifest
+    return bundle.manifest
 
 
 _REJECTIONS: Final[dict[str, type[UpdateRejectedError]]] = {
     "format": ModelFormatError,
-    "incompatible": IncompatibleUpdateError,
+    "incompatible": IncompatibleModelError,
     "validation": ModelValidationError,
 }
 
@@ -450,7 +444,7 @@ def validate_in_child(
 
     Raises:
         ModelFormatError: malformed, or the child crashed (a signal, no report).
-        IncompatibleUpdateError: custom/Flex ops, or signatures other than the manifest's.
+        IncompatibleModelError: custom/Flex ops, or signatures other than the manifest's.
         ModelValidationError: golden outputs, latency, CPU time or wall-clock over budget.
     """
     command = list(_command) if _command is not None else [sys.executable, "-I", "-m"]

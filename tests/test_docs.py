@@ -15,7 +15,9 @@ from types import ModuleType
 import pytest
 
 import edgerec
-from edgerec import _values, bundle, errors, features, hashing, history, recommender
+from edgerec import errors, features, history, model, recommender
+from edgerec.features import hashing, spec, values
+from edgerec.model import bundle, manifest, runner
 from edgerec.trainer import config, examples, synthetic
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -27,13 +29,17 @@ README = ROOT / "README.md"
     [
         edgerec,
         features,
+        spec,
         hashing,
-        _values,
+        values,
         errors,
         synthetic,
         config,
         examples,
+        model,
         bundle,
+        manifest,
+        runner,
         history,
         recommender,
     ],
@@ -45,7 +51,9 @@ def test_docstring_examples(module: ModuleType) -> None:
 
 
 def test_docstring_examples_exist() -> None:
-    attempted = sum(doctest.testmod(m).attempted for m in (edgerec, features, hashing, synthetic))
+    attempted = sum(
+        doctest.testmod(m).attempted for m in (edgerec, features, spec, hashing, synthetic)
+    )
     assert attempted >= 8
 
 

@@ -11,8 +11,7 @@ import pytest
 from edgerec.trainer import cli
 from edgerec.trainer.mind import ReadReport, coverage, iter_impressions, read_news
 from edgerec.trainer.synthetic import write_mind_layout
-
-from .conftest import mind_dir
+from tests.support.mind import mind_dir
 
 
 def test_behaviors_cleaning_counts_every_skip(tmp_path: Path) -> None:

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any, Final
 
 import edgerec
-from edgerec._json import read_jsonl
+from edgerec import read_jsonl
 from edgerec.errors import EdgerecError, InvalidInputError, UpdateError
 
 log = logging.getLogger("kiosk")

@@ -16,7 +16,7 @@ from pathlib import Path
 import mmh3
 
 from edgerec import FeatureSpec, tokenize
-from edgerec._values import field_value, time_tokens
+from edgerec.features.values import field_value, time_tokens
 
 HERE = Path(__file__).parent
 EDGE_SEED = 1672057931  # murmur3_32(b"edge", EDGE_SEED) == -2**31, found by inverting fmix32
@@ -112,7 +112,7 @@ def bucket(data: bytes, seed: int, n_buckets: int) -> int:
 def expected_row(spec: FeatureSpec, index: int, article: dict[str, object]) -> list[int]:
     row: list[int] = []
     for f in spec.fields:
-        value = field_value(index, article, f)
+        value = field_value(article, f, f"articles[{index}]")
         if value is None:
             values: list[bytes] = []
         elif f.kind == "text":

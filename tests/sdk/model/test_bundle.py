@@ -1,5 +1,5 @@
-"""edgerec.bundle and edgerec.runtime on the committed SYNTHETIC fixture bundle: loading,
-checks, the three signatures, golden outputs, determinism. No TensorFlow needed."""
+"""edgerec.model (bundle, manifest, runner, runtime) on the committed SYNTHETIC fixture
+bundle: loading, checks, the three signatures, golden outputs, determinism. No TensorFlow."""
 
 from __future__ import annotations
 
@@ -7,17 +7,24 @@ import json
 import shutil
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
 import edgerec
-from edgerec import runtime
-from edgerec.bundle import Bundle, Ranker
-from edgerec.errors import BundleError, IncompatibleModelError, ModelLoadError
+from edgerec.errors import (
+    BundleError,
+    IncompatibleModelError,
+    ManifestFormatError,
+    ManifestMismatchError,
+    ModelFormatError,
+    ModelValidationError,
+    UpdateRejectedError,
+)
+from edgerec.model import Bundle, ModelRunner, runtime
 from edgerec.trainer.synthetic import synthetic_articles
-
-FIXTURE = Path(__file__).parent / "fixtures" / "tiny_bundle"
+from tests.support.updates import FIXTURE
 
 
 @pytest.fixture()
@@ -28,8 +35,8 @@ def bundle_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def ranker() -> Ranker:
-    return Ranker(Bundle.load(FIXTURE))
+def ranker() -> ModelRunner:
+    return ModelRunner(Bundle.load(FIXTURE))
 
 
 def _edit_manifest(folder: Path, **changes: object) -> None:
@@ -39,7 +46,7 @@ def _edit_manifest(folder: Path, **changes: object) -> None:
     path.write_text(json.dumps(data))
 
 
-def test_fixture_loads_and_matches_its_goldens(ranker: Ranker) -> None:
+def test_fixture_loads_and_matches_its_goldens(ranker: ModelRunner) -> None:
     manifest = ranker.manifest
     assert manifest.model_version == 1
     assert manifest.quantization["mode"] in {"dynamic", "full"}
@@ -49,7 +56,7 @@ def test_fixture_loads_and_matches_its_goldens(ranker: Ranker) -> None:
     assert "tensorflow" not in sys.modules or "edgerec.trainer.teacher" in sys.modules
 
 
-def test_candidate_count_is_resized_and_scores_are_deterministic(ranker: Ranker) -> None:
+def test_candidate_count_is_resized_and_scores_are_deterministic(ranker: ModelRunner) -> None:
     spec = ranker.manifest.spec
     articles = synthetic_articles(60, seed=5)
     history = edgerec.featurize(articles[:12], spec)
@@ -62,7 +69,7 @@ def test_candidate_count_is_resized_and_scores_are_deterministic(ranker: Ranker)
         assert np.array_equal(first, ranker.rank(history, cands))
 
 
-def test_rank_is_the_dot_product_of_the_two_towers(ranker: Ranker) -> None:
+def test_rank_is_the_dot_product_of_the_two_towers(ranker: ModelRunner) -> None:
     spec = ranker.manifest.spec
     articles = synthetic_articles(30, seed=6)
     history = edgerec.featurize(articles[:20], spec)
@@ -74,18 +81,18 @@ def test_rank_is_the_dot_product_of_the_two_towers(ranker: Ranker) -> None:
     np.testing.assert_allclose(items @ user, ranker.rank(history, cands), rtol=0.05, atol=0.05)
 
 
-def test_history_is_cut_to_the_newest_and_left_padded(ranker: Ranker) -> None:
+def test_history_is_cut_to_the_newest_and_left_padded(ranker: ModelRunner) -> None:
     length = ranker.manifest.history_len
     rows = np.arange(1, (length + 5) * 2 + 1, dtype=np.int32).reshape(length + 5, 2)
     rows = np.repeat(rows, ranker.manifest.spec.width // 2 + 1, axis=1)[
         :, : ranker.manifest.spec.width
     ]
-    padded = ranker.pad_history(rows)
+    padded = ranker.history_input(rows)
     assert padded.shape == (1, length, ranker.manifest.spec.width)
     assert np.array_equal(padded[0], rows[-length:])
-    short = ranker.pad_history(rows[:2])
+    short = ranker.history_input(rows[:2])
     assert not short[0, :-2].any() and np.array_equal(short[0, -2:], rows[:2])
-    assert not ranker.pad_history(rows[:0]).any()
+    assert not ranker.history_input(rows[:0]).any()
 
 
 def test_model_bytes_must_match_the_manifest(bundle_dir: Path) -> None:
@@ -105,11 +112,58 @@ def test_missing_files_and_bad_json_are_bundle_errors(bundle_dir: Path) -> None:
     with pytest.raises(BundleError, match=r"no model\.tflite"):
         Bundle.load(bundle_dir)
     (bundle_dir / "manifest.json").write_text("{not json")
-    with pytest.raises(BundleError, match="not valid JSON"):
+    with pytest.raises(ManifestFormatError, match="invalid JSON"):
         Bundle.load(bundle_dir)
     (bundle_dir / "manifest.json").unlink()
     with pytest.raises(BundleError, match=r"no manifest\.json"):
         Bundle.load(bundle_dir)
+
+
+@pytest.mark.parametrize(
+    ("edit", "match"),
+    [
+        (lambda t: t.replace('"history_len"', '"history_len": 1, "history_len"', 1), "duplicate"),
+        (lambda t: t.replace('"tolerance": 0.001', '"tolerance": NaN', 1), "NaN"),
+        (lambda t: t.replace('"metrics": {', '"metrics": {"x": 1e400, ', 1), "range"),
+        (
+            lambda t: t.replace(
+                '"metrics": {', '"metrics": {"x": ' + "[" * 5000 + "]" * 5000 + ", ", 1
+            ),
+            "nested",
+        ),
+        (lambda t: t.replace('"file": "model.tflite"', '"file": "../evil"', 1), "model.file"),
+    ],
+    ids=["duplicate-key", "nan", "1e400", "deep-nesting", "dotdot"],
+)
+def test_one_strict_manifest_parser_for_a_local_bundle(
+    bundle_dir: Path, edit: Any, match: str
+) -> None:
+    """The parser of the update path is the one Bundle.load uses (C14 for a bundle folder)."""
+    path = bundle_dir / "manifest.json"
+    text = path.read_text()
+    edited = edit(text)
+    assert edited != text
+    path.write_text(edited)
+    with pytest.raises(ManifestFormatError, match=match):
+        Bundle.load(bundle_dir)
+
+
+def test_one_error_per_fault_wherever_it_is_found() -> None:
+    """A bundle's faults are the same classes on the update path and on disk."""
+    for cls in (
+        ManifestFormatError,
+        ManifestMismatchError,
+        IncompatibleModelError,
+        ModelFormatError,
+        ModelValidationError,
+    ):
+        assert issubclass(cls, BundleError) and issubclass(cls, UpdateRejectedError)
+    with pytest.warns(DeprecationWarning):
+        from edgerec.errors import ModelLoadError
+    assert ModelLoadError is ModelFormatError
+    with pytest.warns(DeprecationWarning):
+        from edgerec.errors import IncompatibleUpdateError
+    assert IncompatibleUpdateError is IncompatibleModelError
 
 
 @pytest.mark.parametrize(
@@ -145,16 +199,16 @@ def test_a_model_that_is_not_tflite_is_refused(bundle_dir: Path) -> None:
             "sha256": hashlib.sha256(junk).hexdigest(),
         },
     )
-    with pytest.raises(ModelLoadError):
-        Ranker(Bundle.load(bundle_dir))
+    with pytest.raises(ModelFormatError):
+        ModelRunner(Bundle.load(bundle_dir))
 
 
 def test_golden_mismatch_is_a_model_load_error(bundle_dir: Path) -> None:
     data = json.loads((bundle_dir / "manifest.json").read_text())
     data["golden"][0]["scores"] = [s + 1.0 for s in data["golden"][0]["scores"]]
     (bundle_dir / "manifest.json").write_text(json.dumps(data))
-    with pytest.raises(ModelLoadError, match="golden case 0"):
-        Ranker(Bundle.load(bundle_dir)).check_golden()
+    with pytest.raises(ModelValidationError, match="golden case 0"):
+        ModelRunner(Bundle.load(bundle_dir)).check_golden()
 
 
 def test_fixture_is_small_and_labelled_synthetic() -> None:
@@ -167,7 +221,7 @@ def test_bundle_benchmark_runs_and_reports_the_fixture(tmp_path: Path) -> None:
     and times all three signatures beside their bare invoke (not a speed assertion)."""
     import subprocess
 
-    script = Path(__file__).parents[1] / "benchmarks" / "bench_bundle.py"
+    script = Path(__file__).resolve().parents[3] / "benchmarks" / "bench_bundle.py"
     args = ["--calls", "3", "--candidates", "7", "--history", "5"]
     done = subprocess.run(
         [sys.executable, str(script), *args], capture_output=True, text=True, check=True

@@ -1,5 +1,10 @@
 """The feature contract shared by the trainer and the device: FeatureSpec, tokenize, featurize.
 
+Where things live in ``edgerec.features``: this module holds the spec and the two public
+verbs; :mod:`~edgerec.features.values` the one article validator and time rule;
+:mod:`~edgerec.features.hashing` the hashing facade that picks the native or pure-Python
+implementation once.
+
 An article (a mapping of field name to value) becomes a fixed-width row of int32 hash ids.
 The rules, pinned by golden vectors in ``tests/vectors/``:
 
@@ -43,10 +48,10 @@ from typing import Any, Final, Literal
 import numpy as np
 import numpy.typing as npt
 
+from .._json import StrictJSONError, loads_strict
+from ..errors import InvalidTypeError, SpecError
 from . import hashing
-from ._json import StrictJSONError, loads_strict
-from ._values import TOKEN_RE
-from .errors import InvalidTypeError, SpecError
+from .values import TOKEN_RE
 
 __all__ = ["FeatureSpec", "FieldSpec", "featurize", "tokenize"]
 
@@ -127,10 +132,6 @@ class FeatureSpec:
     n_buckets: int = 1 << 15
     seed: int = 0
     version: int = SPEC_VERSION
-    # Compiled hashing plans, one per implementation, built on first use (edgerec.hashing).
-    _plans: dict[str, Any] = field(
-        default_factory=dict, init=False, repr=False, compare=False, hash=False
-    )
 
     def __post_init__(self) -> None:
         _validate(self)

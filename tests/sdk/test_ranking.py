@@ -1,23 +1,22 @@
-"""edgerec.ranking (the Recommender's engine) on the committed SYNTHETIC fixture bundle:
+"""edgerec.ranking (the Recommender's ranker) on the committed SYNTHETIC fixture bundle:
 scores equal the model's, the candidate cache, cold start, rules, reasons, bad input."""
 
 from __future__ import annotations
 
 import itertools
 import math
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
 from edgerec import featurize
-from edgerec.bundle import Bundle, Ranker
 from edgerec.errors import InvalidInputError, InvalidTypeError
-from edgerec.ranking import COLD_START_HALF_LIFE_H, MAX_CANDIDATES, Engine
+from edgerec.model import Bundle, ModelRunner
+from edgerec.ranking import COLD_START_HALF_LIFE_H, MAX_CANDIDATES, Ranker
 from edgerec.trainer.synthetic import synthetic_articles
+from tests.support.updates import FIXTURE
 
-FIXTURE = Path(__file__).parent / "fixtures" / "tiny_bundle"
 NOW = 1_701_000_000.0
 
 
@@ -27,8 +26,8 @@ def bundle() -> Bundle:
 
 
 @pytest.fixture()
-def engine(bundle: Bundle) -> Engine:
-    return Engine(bundle)
+def ranker(bundle: Bundle) -> Ranker:
+    return Ranker(bundle)
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +35,7 @@ def feed() -> list[dict[str, Any]]:
     return synthetic_articles(60, seed=3)
 
 
-def _rec(engine: Engine, candidates: Any, **kw: Any) -> list[Any]:
+def _rec(ranker: Ranker, candidates: Any, **kw: Any) -> list[Any]:
     args: dict[str, Any] = {
         "k": 10,
         "now": NOW,
@@ -50,20 +49,20 @@ def _rec(engine: Engine, candidates: Any, **kw: Any) -> list[Any]:
         "diversity": None,
     }
     args.update(kw)
-    return engine.recommend(candidates, **args)
+    return ranker.recommend(candidates, **args)
 
 
-def _with_history(engine: Engine, reads: list[dict[str, Any]]) -> None:
-    engine.load_reader(reads)
+def _with_history(ranker: Ranker, reads: list[dict[str, Any]]) -> None:
+    ranker.load_reader(reads)
 
 
-def test_scores_are_the_models_rank_scores(engine: Engine, bundle: Bundle, feed: list) -> None:
+def test_scores_are_the_models_rank_scores(ranker: Ranker, bundle: Bundle, feed: list) -> None:
     history, candidates = feed[:8], feed[8:]
-    _with_history(engine, history)
-    got = _rec(engine, candidates, k=len(candidates))
-    ranker = Ranker(bundle)
+    _with_history(ranker, history)
+    got = _rec(ranker, candidates, k=len(candidates))
+    runner = ModelRunner(bundle)
     spec = bundle.manifest.spec
-    expected = ranker.rank(featurize(history, spec), featurize(candidates, spec))
+    expected = runner.rank(featurize(history, spec), featurize(candidates, spec))
     by_id = {a["id"]: float(s) for a, s in zip(candidates, expected, strict=True)}
     assert len(got) == len(candidates)
     for r in got:
@@ -73,26 +72,26 @@ def test_scores_are_the_models_rank_scores(engine: Engine, bundle: Bundle, feed:
 
 
 def test_candidates_are_embedded_once_and_re_embedded_when_changed(
-    engine: Engine, feed: list, monkeypatch: pytest.MonkeyPatch
+    ranker: Ranker, feed: list, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _with_history(engine, feed[:5])
-    assert engine.ranker is not None
+    _with_history(ranker, feed[:5])
+    assert ranker.runner is not None
     calls: list[int] = []
-    real = engine.ranker.item_vectors
+    real = ranker.runner.item_vectors
     monkeypatch.setattr(
-        engine.ranker, "item_vectors", lambda rows: calls.append(len(rows)) or real(rows)
+        ranker.runner, "item_vectors", lambda rows: calls.append(len(rows)) or real(rows)
     )
-    first = _rec(engine, feed[5:])
+    first = _rec(ranker, feed[5:])
     assert calls == [55]
-    again = _rec(engine, feed[5:])
+    again = _rec(ranker, feed[5:])
     assert calls == [55] and again == first
     edited = [dict(a) for a in feed[5:]]
     edited[3]["title"] = "A completely different headline"
-    _rec(engine, edited)
+    _rec(ranker, edited)
     assert calls == [55, 1]
 
 
-def test_cold_start_ranks_by_prior_and_freshness(engine: Engine, bundle: Bundle) -> None:
+def test_cold_start_ranks_by_prior_and_freshness(ranker: Ranker, bundle: Bundle) -> None:
     prior = bundle.manifest.cold_start_prior["subcategory"]
     best = max(prior, key=prior.get)
     worst = min(prior, key=prior.get)
@@ -102,7 +101,7 @@ def test_cold_start_ranks_by_prior_and_freshness(engine: Engine, bundle: Bundle)
         {"id": "high", "subcategory": best, "published_at": same_time},
         {"id": "bare"},
     ]
-    got = _rec(engine, cands)
+    got = _rec(ranker, cands)
     assert [r.id for r in got] == ["high", "bare", "low"]  # no time: no freshness penalty
     assert got[0].reasons == ("popular now", "new")
     low = next(r for r in got if r.id == "low")
@@ -112,7 +111,7 @@ def test_cold_start_ranks_by_prior_and_freshness(engine: Engine, bundle: Bundle)
         {"id": "old", "subcategory": best, "published_at": NOW - 48 * 3600},
         {"id": "fresh", "subcategory": best, "published_at": NOW - 60},
     ]
-    got = _rec(engine, cands)
+    got = _rec(ranker, cands)
     assert [r.id for r in got] == ["fresh", "old"]
     gap = got[0].score - got[1].score
     assert gap == pytest.approx(math.log(2) * (48 - 1 / 60) / COLD_START_HALF_LIFE_H, rel=1e-6)
@@ -120,18 +119,18 @@ def test_cold_start_ranks_by_prior_and_freshness(engine: Engine, bundle: Bundle)
 
 
 def test_no_model_ranks_by_freshness_and_never_returns_nothing() -> None:
-    engine = Engine(None)
+    ranker = Ranker(None)
     cands = [{"id": f"a{i}", "published_at": NOW - i * 3600} for i in range(5)]
-    got = _rec(engine, list(reversed(cands)), k=3)
+    got = _rec(ranker, list(reversed(cands)), k=3)
     assert [r.id for r in got] == ["a0", "a1", "a2"]
-    engine.load_reader([{"id": "a0"}])
-    assert [r.id for r in _rec(engine, cands, k=3)] == ["a1", "a2", "a3"]
+    ranker.load_reader([{"id": "a0"}])
+    assert [r.id for r in _rec(ranker, cands, k=3)] == ["a1", "a2", "a3"]
 
 
-def test_because_you_read_names_the_nearest_history_item(engine: Engine, feed: list) -> None:
+def test_because_you_read_names_the_nearest_history_item(ranker: Ranker, feed: list) -> None:
     history = feed[:6]
-    _with_history(engine, history)
-    got = _rec(engine, feed[6:], k=5)
+    _with_history(ranker, history)
+    got = _rec(ranker, feed[6:], k=5)
     titles = {a["title"] for a in history}
     for r in got:
         assert len(r.reasons) >= 1
@@ -139,58 +138,58 @@ def test_because_you_read_names_the_nearest_history_item(engine: Engine, feed: l
         assert r.reasons[0].removeprefix("because you read ") in titles
     # The candidate identical to a history item points at that item.
     twin = dict(history[2], id="twin")
-    got = _rec(engine, [twin], k=1)
+    got = _rec(ranker, [twin], k=1)
     assert got[0].reasons[0] == f"because you read {history[2]['title']}"
 
 
-def test_exclude_read_and_incremental_reads(engine: Engine, feed: list) -> None:
-    _with_history(engine, feed[:3])
-    before = engine._user.copy()  # type: ignore[union-attr]
-    ids = {r.id for r in _rec(engine, feed[:20], k=20)}
+def test_exclude_read_and_incremental_reads(ranker: Ranker, feed: list) -> None:
+    _with_history(ranker, feed[:3])
+    before = ranker._user.copy()  # type: ignore[union-attr]
+    ids = {r.id for r in _rec(ranker, feed[:20], k=20)}
     assert not ids & {a["id"] for a in feed[:3]}
-    assert len(_rec(engine, feed[:20], k=20, exclude_read=False)) == 20
-    engine.add_read(feed[10]["id"], engine.prepare_read(feed[10]))
-    assert feed[10]["id"] not in {r.id for r in _rec(engine, feed[:20], k=20)}
-    assert not np.allclose(before, engine._user)  # type: ignore[arg-type]
+    assert len(_rec(ranker, feed[:20], k=20, exclude_read=False)) == 20
+    ranker.add_read(feed[10]["id"], ranker.prepare_read(feed[10]))
+    assert feed[10]["id"] not in {r.id for r in _rec(ranker, feed[:20], k=20)}
+    assert not np.allclose(before, ranker._user)  # type: ignore[arg-type]
     # Incremental == loading the same history from scratch.
-    fresh = Engine(engine.bundle)
+    fresh = Ranker(ranker.bundle)
     fresh.load_reader([*feed[:3], feed[10]])
-    np.testing.assert_allclose(fresh._user, engine._user, atol=1e-6)  # type: ignore[arg-type]
-    np.testing.assert_allclose(fresh._history_units, engine._history_units, atol=1e-6)  # type: ignore[arg-type]
+    np.testing.assert_allclose(fresh._user, ranker._user, atol=1e-6)  # type: ignore[arg-type]
+    np.testing.assert_allclose(fresh._history_units, ranker._history_units, atol=1e-6)  # type: ignore[arg-type]
 
 
-def test_category_source_filters_and_per_source_cap(engine: Engine, feed: list) -> None:
-    _with_history(engine, feed[:4])
+def test_category_source_filters_and_per_source_cap(ranker: Ranker, feed: list) -> None:
+    _with_history(ranker, feed[:4])
     pool = feed[4:]
-    got = _rec(engine, pool, k=50, categories=["Sports", "TECH"])
+    got = _rec(ranker, pool, k=50, categories=["Sports", "TECH"])
     cats = {a["id"]: a["category"] for a in pool}
     assert got and {cats[r.id] for r in got} <= {"sports", "tech"}
-    got = _rec(engine, pool, k=50, exclude_categories=["sports"])
+    got = _rec(ranker, pool, k=50, exclude_categories=["sports"])
     assert got and "sports" not in {cats[r.id] for r in got}
     sources = {a["id"]: a["source"] for a in pool}
     one = pool[0]["source"]
-    got = _rec(engine, pool, k=50, sources=[one])
+    got = _rec(ranker, pool, k=50, sources=[one])
     assert got and {sources[r.id] for r in got} == {one}
-    got = _rec(engine, pool, k=50, exclude_sources=[one])
+    got = _rec(ranker, pool, k=50, exclude_sources=[one])
     assert one not in {sources[r.id] for r in got}
-    got = _rec(engine, pool, k=10, max_per_source=1)
+    got = _rec(ranker, pool, k=10, max_per_source=1)
     picked = [sources[r.id] for r in got]
     assert len(picked) == len(set(picked)) == min(10, len(set(sources.values())))
 
 
-def test_diversity_spreads_the_list(engine: Engine, feed: list) -> None:
-    _with_history(engine, feed[:4])
+def test_diversity_spreads_the_list(ranker: Ranker, feed: list) -> None:
+    _with_history(ranker, feed[:4])
     pool = feed[4:]
 
     def spread(results: list[Any]) -> float:
-        units = [engine.cached_unit(r.id) for r in results]
+        units = [ranker.cached_unit(r.id) for r in results]
         sims = [float(a @ b) for i, a in enumerate(units) for b in units[i + 1 :]]
         return float(np.mean(sims))
 
-    plain = _rec(engine, pool, k=8)
-    diverse = _rec(engine, pool, k=8, diversity=0.9)
+    plain = _rec(ranker, pool, k=8)
+    diverse = _rec(ranker, pool, k=8, diversity=0.9)
     assert spread(diverse) < spread(plain)
-    assert _rec(engine, pool, k=8, diversity=0.0) == plain
+    assert _rec(ranker, pool, k=8, diversity=0.0) == plain
 
 
 @pytest.mark.parametrize(
@@ -206,55 +205,55 @@ def test_diversity_spreads_the_list(engine: Engine, feed: list) -> None:
     ],
 )
 def test_bad_candidates_are_typed_errors_and_cache_nothing(
-    engine: Engine, feed: list, candidates: Any, error: type, where: str
+    ranker: Ranker, feed: list, candidates: Any, error: type, where: str
 ) -> None:
-    _with_history(engine, feed[:3])
-    _rec(engine, feed[3:10])
-    cached = dict(engine._cands)
+    _with_history(ranker, feed[:3])
+    _rec(ranker, feed[3:10])
+    cached = dict(ranker._cands)
     with pytest.raises(error) as info:
-        _rec(engine, candidates)
+        _rec(ranker, candidates)
     assert where in str(info.value)
     assert "x" * 50 not in str(info.value)
-    assert dict(engine._cands) == cached
+    assert dict(ranker._cands) == cached
 
 
-def test_too_many_candidates_and_bad_arguments(engine: Engine) -> None:
+def test_too_many_candidates_and_bad_arguments(ranker: Ranker) -> None:
     with pytest.raises(InvalidInputError, match="limit"):
-        _rec(engine, [{"id": str(i)} for i in range(MAX_CANDIDATES + 1)])
+        _rec(ranker, [{"id": str(i)} for i in range(MAX_CANDIDATES + 1)])
     for k in (0, -1):
         with pytest.raises(InvalidInputError, match="k must"):
-            _rec(engine, [{"id": "a"}], k=k)
+            _rec(ranker, [{"id": "a"}], k=k)
     with pytest.raises(InvalidTypeError, match="k must"):
-        _rec(engine, [{"id": "a"}], k=2.0)
+        _rec(ranker, [{"id": "a"}], k=2.0)
     with pytest.raises(InvalidInputError, match="freshness_half_life_h"):
-        _rec(engine, [{"id": "a"}], freshness_half_life_h=float("nan"))
+        _rec(ranker, [{"id": "a"}], freshness_half_life_h=float("nan"))
     with pytest.raises(InvalidInputError, match="diversity"):
-        _rec(engine, [{"id": "a"}], diversity=1.5)
+        _rec(ranker, [{"id": "a"}], diversity=1.5)
     with pytest.raises(InvalidTypeError, match="categories"):
-        _rec(engine, [{"id": "a"}], categories="sports")
+        _rec(ranker, [{"id": "a"}], categories="sports")
     # k above the candidate count is clamped, not an error.
-    assert len(_rec(engine, [{"id": "a"}, {"id": "b"}], k=10)) == 2
+    assert len(_rec(ranker, [{"id": "a"}, {"id": "b"}], k=10)) == 2
 
 
-def test_100k_candidates_are_refused_before_any_work(engine: Engine) -> None:
+def test_100k_candidates_are_refused_before_any_work(ranker: Ranker) -> None:
     huge = [{"id": f"n{i}"} for i in range(100_000)]
     with pytest.raises(InvalidInputError, match="100000 articles"):
-        _rec(engine, huge)
-    assert len(engine._cands) == 0
+        _rec(ranker, huge)
+    assert len(ranker._cands) == 0
 
 
 def test_the_cache_is_bounded_and_slots_are_reused(
-    engine: Engine, feed: list, monkeypatch: pytest.MonkeyPatch
+    ranker: Ranker, feed: list, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from edgerec import ranking
 
     monkeypatch.setattr(ranking, "CACHE_SIZE", 30)
-    _with_history(engine, feed[:3])
-    first = _rec(engine, feed[3:28], k=5)
-    assert len(engine._cands) == 25
-    rows = len(engine._vectors)
-    _rec(engine, feed[28:48], k=5)  # 45 cached > 30: only this feed stays
-    assert set(engine._cands) == {a["id"] for a in feed[28:48]}
-    again = _rec(engine, feed[3:28], k=5)  # re-embedded into freed rows
+    _with_history(ranker, feed[:3])
+    first = _rec(ranker, feed[3:28], k=5)
+    assert len(ranker._cands) == 25
+    rows = len(ranker._vectors)
+    _rec(ranker, feed[28:48], k=5)  # 45 cached > 30: only this feed stays
+    assert set(ranker._cands) == {a["id"] for a in feed[28:48]}
+    again = _rec(ranker, feed[3:28], k=5)  # re-embedded into freed rows
     assert again == first
-    assert len(engine._vectors) <= max(rows, 45) + 256
+    assert len(ranker._vectors) <= max(rows, 45) + 256

@@ -2,7 +2,7 @@
 
 Same functions, same signatures as ``native/hashing.pyx``. Used where the extension is
 absent or when ``EDGEREC_PURE_PYTHON=1``. The golden vectors and the property tests
-(``tests/test_hashing.py``) hold the two to the same output.
+(``tests/sdk/features/test_hashing.py``) hold the two to the same output.
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING, Final, cast
 import numpy as np
 import numpy.typing as npt
 
-from ._values import TOKEN_RE, FieldValue, time_tokens
+from .values import TOKEN_RE, FieldValue, time_tokens
 
 if TYPE_CHECKING:
-    from .features import FieldSpec
+    from .spec import FieldSpec
 
 _C1: Final = 0xCC9E2D51
 _C2: Final = 0x1B873593
@@ -86,7 +86,7 @@ class Plan:
 
 
 def _tokens(text: bytes, limit: int) -> list[bytes]:
-    found = TOKEN_RE.findall(text.decode("utf-8"))  # valid UTF-8: _values encoded it
+    found = TOKEN_RE.findall(text.decode("utf-8"))  # valid UTF-8: values.field_value encoded it
     return [t.encode("utf-8") for t in found[:limit]]
 
 

@@ -13,8 +13,7 @@ import pytest
 
 from edgerec.cli import main
 from edgerec.trainer.synthetic import synthetic_articles
-
-FIXTURE = Path(__file__).parent / "fixtures" / "tiny_bundle"
+from tests.support.updates import FIXTURE
 
 
 @pytest.fixture()
@@ -123,7 +122,7 @@ def test_python_dash_m_edgerec_works(env: dict[str, Any]) -> None:
 
 def test_update_and_rollback_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from edgerec.trainer import publish
-    from tests.test_updates import Server, make_bundle
+    from tests.support.updates import Server, make_bundle
 
     keys, repo, home = tmp_path / "keys", tmp_path / "repo", tmp_path / "home"
     publish.keygen(keys)

@@ -14,9 +14,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sklearn.utils import murmurhash3_32 as sk_murmurhash3_32
 
-from edgerec import InvalidInputError, InvalidTypeError, hashing
-
-from .conftest import load_vectors, native_module
+from edgerec import InvalidInputError, InvalidTypeError
+from edgerec.features import hashing
+from tests.support.hashing import load_vectors, native_module
 
 MURMUR = load_vectors("murmur3.json")
 seeds = st.integers(min_value=0, max_value=2**32 - 1)
@@ -63,7 +63,7 @@ def test_native_twin_and_mmh3_agree_on_text(text: str, seed: int) -> None:
         return
     expected = mmh3.hash(raw, seed, signed=False)
     assert native.murmur3_32(raw, seed) == expected
-    from edgerec import _hashing_py
+    from edgerec.features import _hashing_py
 
     assert _hashing_py.murmur3_32(raw, seed) == expected
 
@@ -86,7 +86,7 @@ def test_matches_scikit_learn(text: str, seed: int) -> None:
 def test_hash_strings_native_equals_twin_and_oracle(
     strings: list[str], seed: int, n_buckets: int
 ) -> None:
-    from edgerec import _hashing_py
+    from edgerec.features import _hashing_py
 
     strings = [s for s in strings if _encodable(s)]
     native, twin = np.empty(len(strings), np.int32), np.empty(len(strings), np.int32)

@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 
 from edgerec.trainer import publish
-from tests.test_updates import FIXTURE, Server, make_bundle
+from tests.support.updates import FIXTURE, Server, make_bundle
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = ROOT / "examples" / "kiosk" / "app.py"

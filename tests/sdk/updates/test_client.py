@@ -8,18 +8,13 @@ are the SYNTHETIC fixture with its manifest edited (no TensorFlow needed).
 
 from __future__ import annotations
 
-import functools
-import hashlib
-import http.server
 import json
 import os
 import shutil
 import signal
 import sys
-import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -30,12 +25,10 @@ from tuf.api.metadata import Metadata, Root, Timestamp
 
 from edgerec import updates
 from edgerec._validate import Rejected, _Flatbuffer, check_ops, operator_codes
-from edgerec.bundle import MANIFEST_FILE, MODEL_FILE
 from edgerec.errors import (
     DownloadTooLargeError,
     ExpiredMetadataError,
     IncompatibleModelError,
-    IncompatibleUpdateError,
     ManifestFormatError,
     ManifestMismatchError,
     ModelFormatError,
@@ -49,145 +42,21 @@ from edgerec.errors import (
     VersionRollbackError,
 )
 from edgerec.home import read_pointer
+from edgerec.model import MANIFEST_FILE, MODEL_FILE
 from edgerec.trainer import publish
-from edgerec.trainer.publish import _Repo, _write_chain, load_signers
-
-FIXTURE = Path(__file__).parent / "fixtures" / "tiny_bundle"
-MODEL = (FIXTURE / MODEL_FILE).read_bytes()
-
-
-def _ok(folder: Path, limits: updates.Limits) -> dict[str, Any]:
-    """A validator that accepts (for tests about what happens before or after validation)."""
-    return {"ok": True}
-
-
-# --- a repository and a server that can turn hostile --------------------------------------------
-
-
-class _Handler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    def do_GET(self) -> None:
-        hostile: Callable[[_Handler], bool] | None = getattr(self.server, "hostile", None)
-        if hostile is not None and hostile(self):
-            return
-        super().do_GET()
-
-
-class Server:
-    def __init__(self, root: Path) -> None:
-        handler = functools.partial(_Handler, directory=str(root))
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self.httpd.daemon_threads = True
-        self.httpd.block_on_close = False  # a hostile handler may still be sleeping
-        self.url = f"http://127.0.0.1:{self.httpd.server_port}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def hostile(self, fn: Callable[[_Handler], bool] | None) -> None:
-        self.httpd.hostile = fn  # type: ignore[attr-defined]
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
-@pytest.fixture(scope="module")
-def keys(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("keys")
-    publish.keygen(folder)
-    return folder
-
-
-@dataclass
-class Env:
-    """A repository with model 1 published, served over loopback, and a device home."""
-
-    tmp: Path
-    keys: Path
-    repo: Path
-    home: Path
-    server: Server
-    before: tuple[bytes, list[tuple[str, str]]] = ((b""), [])
-
-    def install(self, **kw: Any) -> updates.UpdateResult | None:
-        return updates.check_for_update(
-            self.home, self.server.url, trusted_root=self.repo / "metadata" / "1.root.json", **kw
-        )
-
-    def publish(self, version: int, *, model: bytes | None = None, **changes: Any) -> Path:
-        folder = make_bundle(self.tmp, version, model=model, **changes)
-        publish.publish(self.repo, folder, self.keys)
-        return folder
-
-    def rejected(self, error: type[Exception], **kw: Any) -> Exception:
-        """``error`` raised; the pointer and installed files unchanged; no leftovers."""
-        before = state(self.home)
-        with pytest.raises(error) as info:
-            self.install(**kw)
-        assert state(self.home) == before
-        assert_clean(self.home)
-        return info.value
-
-
-@pytest.fixture()
-def env(tmp_path: Path, keys: Path) -> Iterator[Env]:
-    repo = tmp_path / "repo"
-    publish.publish(repo, FIXTURE, keys)
-    srv = Server(repo)
-    yield Env(tmp_path, keys, repo, tmp_path / "home", srv)
-    srv.close()
-
-
-@pytest.fixture()
-def v1(env: Env) -> Env:
-    """Model 1 installed (validation faked here: tested on its own); ``before`` its state."""
-    result = env.install(validator=_ok)
-    assert result is not None and result.version == 1
-    env.before = state(env.home)
-    return env
-
-
-def make_bundle(tmp: Path, version: int, *, model: bytes | None = None, **changes: Any) -> Path:
-    """The fixture as ``version``; ``model`` replaces the model (manifest length/sha too)."""
-    folder = tmp / f"bundle{version}-{len(list(tmp.glob('bundle*')))}"
-    shutil.copytree(FIXTURE, folder)
-    data = json.loads((folder / MANIFEST_FILE).read_text())
-    data["model_version"] = version
-    if model is not None:
-        (folder / MODEL_FILE).write_bytes(model)
-        data["model"].update(bytes=len(model), sha256=hashlib.sha256(model).hexdigest())
-    data.update(changes)
-    (folder / MANIFEST_FILE).write_text(json.dumps(data))
-    return folder
-
-
-def state(home: Path) -> tuple[bytes, list[tuple[str, str]]]:
-    """The pointer's bytes and a digest of every installed file (``.lock`` aside)."""
-    models = home / "models"
-    files = sorted(
-        (str(p.relative_to(models)), hashlib.sha256(p.read_bytes()).hexdigest())
-        for p in models.rglob("*")
-        if p.is_file() and p.name != ".lock"
-    )
-    return (models / "active.json").read_bytes(), files
-
-
-def assert_clean(home: Path) -> None:
-    leftovers = [p.name for p in (home / "models").iterdir() if p.name.startswith(".")]
-    assert leftovers == [".lock"]
-
-
-def resign(repo: Path, keys: Path, edit: Callable[[_Repo, Any], None]) -> None:
-    """Edit the targets metadata with the publisher's own writer (a validly signed release
-    the publisher's checks would have refused)."""
-    r = _Repo(repo)
-    targets = r.targets_md()
-    assert targets is not None
-    edit(r, targets)
-    signers = {role: load_signers(keys, role) for role in ("targets", "snapshot", "timestamp")}
-    _write_chain(r, targets, signers, None, datetime.now(UTC))
-
+from edgerec.trainer.publish import _Repo, load_signers
+from tests.support.updates import (
+    FIXTURE,
+    MODEL,
+    Env,
+    Handler,
+    Server,
+    accept,
+    assert_clean,
+    make_bundle,
+    resign,
+    state,
+)
 
 # --- happy path, rollback, startup ---------------------------------------------------------
 
@@ -209,7 +78,7 @@ def test_install_replace_rollback(env: Env) -> None:
     with pytest.raises(UpdateError):
         updates.rollback(env.home)  # no previous left
     env.publish(3)
-    third = env.install(validator=_ok)
+    third = env.install(validator=accept)
     assert third is not None and third.version == 3
     names = sorted(p.name for p in (env.home / "models").iterdir())
     assert names == [".lock", "1", "3", "active.json"]
@@ -233,7 +102,7 @@ def test_no_trusted_root_is_an_error(env: Env) -> None:
 def test_startup_falls_back_from_a_damaged_active_model(v1: Env) -> None:
     """B4: the active bundle no longer matches its manifest (a lost write, a bad sector)."""
     v1.publish(2)
-    v1.install(validator=_ok)
+    v1.install(validator=accept)
     model = v1.home / "models" / "2" / MODEL_FILE
     model.write_bytes(model.read_bytes()[:1000])
     assert updates.verified_active_model(v1.home) == v1.home / "models" / "1"
@@ -246,7 +115,7 @@ def test_startup_falls_back_from_a_damaged_active_model(v1: Env) -> None:
 def test_startup_recovers_from_an_unreadable_pointer(v1: Env) -> None:
     """B4: active.json itself damaged: the newest installed bundle that verifies."""
     v1.publish(2)
-    v1.install(validator=_ok)
+    v1.install(validator=accept)
     (v1.home / "models" / "active.json").write_bytes(b"\x00garbage")
     assert updates.verified_active_model(v1.home) == v1.home / "models" / "2"
     assert read_pointer(v1.home) == {"version": 2}
@@ -261,9 +130,9 @@ def test_disk_full_while_staging(v1: Env, monkeypatch: pytest.MonkeyPatch) -> No
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(updates, "_fsync_file", full)
-    v1.rejected(UpdateStorageError, validator=_ok)
+    v1.rejected(UpdateStorageError, validator=accept)
     monkeypatch.undo()
-    assert v1.install(validator=_ok) is not None
+    assert v1.install(validator=accept) is not None
 
 
 # --- C1-C6: TUF metadata -----------------------------------------------------------------------
@@ -305,7 +174,7 @@ def test_threshold_two_of_three(tmp_path: Path, keys: Path) -> None:
     srv = Server(repo)
     try:
         env = Env(tmp_path, keys3, repo, tmp_path / "ok", srv)
-        assert env.install(validator=_ok) is not None
+        assert env.install(validator=accept) is not None
         path = next((repo / "metadata").glob("*.targets.json"))
         good = json.loads(path.read_text())
         first = good["signatures"][0]
@@ -313,7 +182,7 @@ def test_threshold_two_of_three(tmp_path: Path, keys: Path) -> None:
             path.write_text(json.dumps({**good, "signatures": sigs}))
             env.home = tmp_path / f"home{i}"
             with pytest.raises(SignatureError):
-                env.install(validator=_ok)
+                env.install(validator=accept)
     finally:
         srv.close()
 
@@ -323,7 +192,7 @@ def test_metadata_rollback(v1: Env) -> None:
     old = v1.tmp / "old-metadata"
     shutil.copytree(v1.repo / "metadata", old)
     v1.publish(2)
-    v1.install(validator=_ok)
+    v1.install(validator=accept)
     shutil.rmtree(v1.repo / "metadata")
     shutil.copytree(old, v1.repo / "metadata")
     v1.rejected(VersionRollbackError)
@@ -340,7 +209,7 @@ def _announce(version: int) -> Callable[[_Repo, Any], None]:
 def test_model_version_rollback_and_same_version_other_model(v1: Env) -> None:
     """C4 (SDK): a signed release announcing an older model, or another model as model 2."""
     v1.publish(2)
-    v1.install(validator=_ok)
+    v1.install(validator=accept)
     resign(v1.repo, v1.keys, _announce(1))
     v1.rejected(VersionRollbackError)
 
@@ -373,7 +242,7 @@ def test_root_key_rotation(v1: Env) -> None:
     publish.keygen(new, ["root"])
     assert publish.rotate_key(v1.repo, v1.keys, "root", new) == 2
     v1.publish(2)
-    result = v1.install(validator=_ok)
+    result = v1.install(validator=accept)
     assert result is not None and result.version == 2
     newer = v1.tmp / "newer-keys"
     publish.keygen(newer, ["root"])
@@ -409,11 +278,11 @@ def test_mix_and_match(v1: Env) -> None:
         md.signed.targets[path] = r.add_target(path, MODEL[:-1] + b"\x00")
 
     resign(v1.repo, v1.keys, pair_with_other_model)
-    v1.rejected(ManifestMismatchError, validator=_ok)
+    v1.rejected(ManifestMismatchError, validator=accept)
 
 
-def _serve_model(mode: str) -> Callable[[_Handler], bool]:
-    def hostile(h: _Handler) -> bool:
+def _serve_model(mode: str) -> Callable[[Handler], bool]:
+    def hostile(h: Handler) -> bool:
         if not h.path.endswith(MODEL_FILE):
             return False
         h.send_response(200)
@@ -561,11 +430,11 @@ def test_incompatible_feature_spec_and_signature(v1: Env) -> None:
             md.signed.targets[path] = r.add_target(path, data)
 
     resign(v1.repo, v1.keys, incompatible)
-    assert isinstance(v1.rejected(IncompatibleUpdateError), IncompatibleModelError)
+    assert isinstance(v1.rejected(IncompatibleModelError), IncompatibleModelError)
     sigs = json.loads((FIXTURE / MANIFEST_FILE).read_text())["signatures"]
     sigs["rank"]["inputs"]["history"]["shape"] = [1, 21, 58]
     v1.publish(3, signatures=sigs)
-    v1.rejected(IncompatibleUpdateError)
+    v1.rejected(IncompatibleModelError)
 
 
 def _with_op_code(model: bytes, code: int) -> bytes:
@@ -605,7 +474,7 @@ def test_custom_op_model_is_rejected(v1: Env) -> None:
     model = _with_op_code(MODEL, 32)
     assert operator_codes(model)[0][0] == 32
     v1.publish(2, model=model)
-    v1.rejected(IncompatibleUpdateError)
+    v1.rejected(IncompatibleModelError)
 
 
 def test_golden_mismatch_and_latency_budget(v1: Env) -> None:
@@ -642,10 +511,21 @@ def test_hostile_manifest(v1: Env, edit: Callable[[str], str]) -> None:
     text = json.dumps(json.loads((folder / MANIFEST_FILE).read_text()))
     edited = edit(text)
     assert edited != text
-    (folder / MANIFEST_FILE).write_text(edited)
-    publish.publish(v1.repo, folder, v1.keys)
+    _sign_release(v1, 2, edited.encode())  # the publisher itself refuses to publish it
     v1.rejected(ManifestFormatError)
     assert not (v1.tmp / "evil").exists()
+
+
+def _sign_release(env: Env, version: int, manifest: bytes) -> None:
+    """A validly signed release whose manifest is ``manifest`` (with the fixture's model)."""
+
+    def edit(r: _Repo, md: Any) -> None:
+        _announce(version)(r, md)
+        for name, data in ((MANIFEST_FILE, manifest), (MODEL_FILE, MODEL)):
+            path = updates.bundle_target(version, name)
+            md.signed.targets[path] = r.add_target(path, data)
+
+    resign(env.repo, env.keys, edit)
 
 
 def test_non_utf8_manifest(v1: Env) -> None:
@@ -655,14 +535,7 @@ def test_non_utf8_manifest(v1: Env) -> None:
     )
     bad = text.replace(b'"dynamic"', b'"dyn\xffamic"', 1)
     assert bad != text
-
-    def edit(r: _Repo, md: Any) -> None:
-        _announce(2)(r, md)
-        for name, data in ((MANIFEST_FILE, bad), (MODEL_FILE, MODEL)):
-            path = updates.bundle_target(2, name)
-            md.signed.targets[path] = r.add_target(path, data)
-
-    resign(v1.repo, v1.keys, edit)
+    _sign_release(v1, 2, bad)
     v1.rejected(ManifestFormatError)
 
 
@@ -695,7 +568,7 @@ def test_sigkill_at_each_install_step(v1: Env, step: str) -> None:
     pid = os.fork()
     if pid == 0:  # the child: install, dying at the step
         try:
-            v1.install(validator=_ok, on_step=die)
+            v1.install(validator=accept, on_step=die)
         finally:
             os._exit(0)
     _, status = os.waitpid(pid, 0)
@@ -706,6 +579,6 @@ def test_sigkill_at_each_install_step(v1: Env, step: str) -> None:
     assert active == v1.home / "models" / ("2" if new else "1")
     if not new:
         assert state(v1.home) == v1.before
-    result = v1.install(validator=_ok)  # and a retry completes
+    result = v1.install(validator=accept)  # and a retry completes
     assert (result is None) == new
     assert read_pointer(v1.home)["version"] == 2

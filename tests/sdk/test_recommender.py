@@ -17,8 +17,8 @@ import edgerec
 from edgerec.errors import ClosedError, InvalidInputError, InvalidTypeError
 from edgerec.home import ACTIVE_FILE, MODELS_DIR
 from edgerec.trainer.synthetic import synthetic_articles
+from tests.support.updates import FIXTURE
 
-FIXTURE = Path(__file__).parent / "fixtures" / "tiny_bundle"
 KEY = bytes(range(32))
 NOW = 1_701_000_000.0
 
@@ -103,7 +103,7 @@ def test_profiles_are_isolated_and_switching_forgets_the_previous_reader(
         ana = rec.recommend(feed[10:], k=5)
         rec.switch_profile("ben")
         assert rec.profile == "ben"
-        assert rec._engine._reads == [] and rec._engine._user is None
+        assert rec._ranker._reads == [] and rec._ranker._user is None
         assert len(rec.history) == 0
         ben_cold = rec.recommend(feed[10:], k=5)
         assert ben_cold != ana
@@ -163,7 +163,7 @@ def test_threads_recommend_and_record_at_once(tmp_path: Path, feed: list) -> Non
             t.join()
         assert not errors
         assert len(rec.history) == 20
-        assert len(rec._engine._reads) == 20
+        assert len(rec._ranker._reads) == 20
 
 
 def test_tensorflow_is_never_imported(tmp_path: Path, feed: list) -> None:
@@ -184,7 +184,7 @@ def test_tensorflow_is_never_imported(tmp_path: Path, feed: list) -> None:
 @pytest.fixture()
 def channel(tmp_path: Path) -> Any:
     from edgerec.trainer import publish
-    from tests.test_updates import Server
+    from tests.support.updates import Server
 
     keys = tmp_path / "keys"
     publish.keygen(keys)
@@ -197,7 +197,7 @@ def channel(tmp_path: Path) -> Any:
 
 def _version(tmp: Path, version: int, keys: Path, repo: Path, **changes: Any) -> None:
     from edgerec.trainer import publish
-    from tests.test_updates import make_bundle
+    from tests.support.updates import make_bundle
 
     publish.publish(repo, make_bundle(tmp, version, **changes), keys)
 
@@ -228,7 +228,7 @@ def test_check_for_update_swaps_the_model_without_a_restart(
 def test_a_new_model_failing_its_first_inferences_is_rolled_back(
     tmp_path: Path, feed: list, channel: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from edgerec.ranking import Engine
+    from edgerec.ranking import Ranker
 
     home = tmp_path / "home"
     with _open(home, bundle=None) as rec:
@@ -238,19 +238,19 @@ def test_a_new_model_failing_its_first_inferences_is_rolled_back(
         _version(tmp_path, 2, channel["keys"], channel["repo"])
         rec.check_for_update(channel["url"])
         assert rec.model_version == 2
-        real = Engine.recommend
+        real = Ranker.recommend
 
-        def broken(self: Engine, *args: Any, **kw: Any) -> Any:
+        def broken(self: Ranker, *args: Any, **kw: Any) -> Any:
             if self.bundle is not None and self.bundle.manifest.model_version == 2:
                 raise RuntimeError("invoke failed")  # what a broken interpreter raises
             return real(self, *args, **kw)
 
-        monkeypatch.setattr(Engine, "recommend", broken)
+        monkeypatch.setattr(Ranker, "recommend", broken)
         assert rec.recommend(feed[10:], k=5) == good  # answered by model 1
         assert rec.model_version == 1
         # Bad input during probation is the caller's error, never a rollback.
         _version(tmp_path, 3, channel["keys"], channel["repo"])
-        monkeypatch.setattr(Engine, "recommend", real)
+        monkeypatch.setattr(Ranker, "recommend", real)
         assert rec.check_for_update(channel["url"]).version == 3  # type: ignore[union-attr]
         with pytest.raises(InvalidInputError):
             rec.recommend([{"id": "a"}, {"id": "a"}])

@@ -4,8 +4,8 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import numpy.typing as npt
 
-from ._values import FieldValue
-from .features import FieldSpec
+from .spec import FieldSpec
+from .values import FieldValue
 
 def murmur3_32(data: bytes, seed: int) -> int: ...
 def hash_strings(

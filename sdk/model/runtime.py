@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .errors import RuntimeUnavailableError
+from ..errors import ModelFormatError, RuntimeUnavailableError
 
 __all__ = ["RUNTIME", "interpreter_class", "make_interpreter"]
 
@@ -53,12 +53,10 @@ def make_interpreter(model: bytes, *, num_threads: int = 1) -> Any:
 
     Raises:
         RuntimeUnavailableError: no runtime.
-        ModelLoadError: the runtime refuses the model.
+        ModelFormatError: the runtime refuses the model.
     """
-    from .errors import ModelLoadError
-
     cls = interpreter_class()
     try:
         return cls(model_content=model, num_threads=num_threads)
     except Exception as exc:  # the runtimes raise ValueError/RuntimeError for a bad model
-        raise ModelLoadError(f"the TFLite runtime refused the model: {exc}") from None
+        raise ModelFormatError(f"the TFLite runtime refused the model: {exc}") from None

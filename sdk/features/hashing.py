@@ -1,13 +1,14 @@
 """Feature hashing: MurmurHash3 x86_32 and hashed-id batches (DESIGN.md section 2).
 
 The implementation is chosen once, at import: the compiled extension
-(``edgerec._hashing_native``, built from ``native/hashing.pyx``) when it loads, else the
-pure-Python twin (``edgerec._hashing_py``), which gives bit-identical output. Setting the
+(``edgerec.features._hashing_native``, built from ``native/hashing.pyx``) when it loads,
+else the pure-Python twin (``edgerec.features._hashing_py``), which gives bit-identical
+output. Setting the
 environment variable ``EDGEREC_PURE_PYTHON=1`` forces the twin. :data:`IMPLEMENTATION`
 says which one runs; nothing else in the SDK decides it.
 
 Example:
-    >>> from edgerec import hashing
+    >>> from edgerec.features import hashing
     >>> hashing.murmur3_32("foo")
     -156908512
     >>> hashing.hash_strings(["foo", "bar"], seed=0, n_buckets=1024).tolist()
@@ -18,19 +19,19 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 import numpy as np
 import numpy.typing as npt
 
+from ..errors import InvalidInputError, InvalidTypeError
 from . import _hashing_py
-from ._values import MARK_RANGES, FieldValue, field_value
-from .errors import InvalidInputError, InvalidTypeError
+from .values import MARK_RANGES, FieldValue, field_value
 
 if TYPE_CHECKING:
-    from .features import FeatureSpec
+    from .spec import FeatureSpec
 
 __all__ = ["IMPLEMENTATION", "hash_strings", "murmur3_32"]
 
@@ -43,7 +44,7 @@ def _choose() -> tuple[Literal["native", "python"], ModuleType]:
         return "python", _hashing_py
     try:
         from . import _hashing_native
-    except ImportError as exc:  # built with EDGEREC_NO_NATIVE=1, or no compiler
+    except ImportError as exc:  # built with EDGEREC_PURE_PYTHON=1, or no compiler
         _log.debug("native hashing unavailable (%s); using the pure-Python twin", exc)
         return "python", _hashing_py
     return "native", _hashing_native
@@ -109,22 +110,51 @@ def hash_strings(strings: Sequence[str], *, seed: int, n_buckets: int) -> npt.ND
     raise InvalidInputError(f"strings[{bad}] is not encodable as UTF-8 (a lone surrogate?)")
 
 
-def featurize_into(spec: FeatureSpec, articles: list[Any], out: npt.NDArray[np.int32]) -> None:
-    """Fill the zeroed ``out`` (N, F) for ``articles``; used by :func:`edgerec.featurize`."""
-    _featurize_with(_impl, spec, articles, out)
+def _articles_label(row: int) -> str:
+    return f"articles[{row}]"
+
+
+# Compiled plans per (implementation, spec fingerprint): a spec is immutable, so a plan is
+# built once. Bounded: a process sees a handful of specs (one per model it has loaded).
+_PLANS: dict[tuple[str, str], Any] = {}
+_MAX_PLANS: Final = 32
+
+
+def _plan(impl: ModuleType, spec: FeatureSpec) -> Any:
+    key = (impl.__name__, spec.fingerprint)
+    plan = _PLANS.get(key)
+    if plan is None:
+        if len(_PLANS) >= _MAX_PLANS:
+            _PLANS.clear()
+        plan = _PLANS[key] = impl.Plan(list(spec.fields), spec.seed, spec.n_buckets, MARK_RANGES)
+    return plan
+
+
+def featurize_into(
+    spec: FeatureSpec,
+    articles: list[Any],
+    out: npt.NDArray[np.int32],
+    *,
+    label: Callable[[int], str] = _articles_label,
+) -> None:
+    """Fill the zeroed ``out`` (N, F) for ``articles`` (used by :func:`edgerec.featurize`).
+
+    ``label(i)`` names article ``i`` in error messages (default ``articles[i]``), so a
+    caller featurizing a subset names the articles by its own indices.
+    """
+    _featurize_with(_impl, spec, articles, out, label)
 
 
 def _featurize_with(
-    impl: ModuleType, spec: FeatureSpec, articles: list[Any], out: npt.NDArray[np.int32]
+    impl: ModuleType,
+    spec: FeatureSpec,
+    articles: list[Any],
+    out: npt.NDArray[np.int32],
+    label: Callable[[int], str] = _articles_label,
 ) -> None:
-    plan = spec._plans.get(impl.__name__)  # specs are immutable: compile once per spec
-    if plan is None:
-        plan = spec._plans[impl.__name__] = impl.Plan(
-            list(spec.fields), spec.seed, spec.n_buckets, MARK_RANGES
-        )
     fields = spec.fields
 
     def slow(row: int, article: object, index: int) -> FieldValue:
-        return field_value(row, article, fields[index])
+        return field_value(article, fields[index], label(row))
 
-    impl.featurize(plan, articles, slow, out)
+    impl.featurize(_plan(impl, spec), articles, slow, out)

@@ -21,14 +21,13 @@ from edgerec import (
     InvalidInputError,
     InvalidTypeError,
     SpecError,
-    _unicode_marks,
-    _values,
     featurize,
     tokenize,
 )
+from edgerec.features import _unicode_marks
+from edgerec.features import values as _values
 from edgerec.trainer.synthetic import synthetic_articles
-
-from .conftest import featurize_with, load_vectors, native_module
+from tests.support.hashing import featurize_with, load_vectors, native_module
 
 SPEC = FeatureSpec.default()
 
@@ -247,7 +246,7 @@ _article = st.fixed_dictionaries(
 
 @given(st.lists(_article, max_size=8))
 def test_native_equals_twin_on_arbitrary_articles(articles: list[dict[str, Any]]) -> None:
-    from edgerec import _hashing_py
+    from edgerec.features import _hashing_py
 
     native = featurize_with(native_module(), articles, SPEC)
     twin = featurize_with(_hashing_py, articles, SPEC)
@@ -256,7 +255,7 @@ def test_native_equals_twin_on_arbitrary_articles(articles: list[dict[str, Any]]
 
 @given(st.text(st.characters(codec="utf-8"), max_size=80))
 def test_text_tokens_are_the_reference_tokens(text: str) -> None:
-    from edgerec import _hashing_py
+    from edgerec.features import _hashing_py
 
     spec = FeatureSpec(fields=(FieldSpec("t", "text", slots=64, max_chars=80),))
     expected = [
@@ -269,7 +268,7 @@ def test_text_tokens_are_the_reference_tokens(text: str) -> None:
 
 
 def test_synthetic_feed_native_equals_twin() -> None:
-    from edgerec import _hashing_py
+    from edgerec.features import _hashing_py
 
     feed = synthetic_articles(300, seed=3, p_unicode=0.5)
     assert np.array_equal(

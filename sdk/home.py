@@ -1,42 +1,80 @@
-"""A device home folder: what lives where.
+"""A device home folder and the models installed in it: what lives where, which model is
+active, and the only code that changes that (activate, roll back, repair at start-up).
 
     home/
       history.db              the encrypted reading history (edgerec.history)
       models/<version>/       installed bundles (model.tflite + manifest.json)
       models/active.json      {"version": N, "previous": M}: the pointer to the active model
                               (+ "rejected": R after a rollback from R)
+      models/.lock            one writer of models/ at a time (flock)
+      tuf/                    the update client's trusted TUF metadata (edgerec.updates)
 
-The pointer is replaced atomically by the update client (:mod:`edgerec.updates`) through
-:func:`write_pointer`: a temp file in ``models/``, fsynced, renamed over ``active.json``,
-then the folder fsynced. Temp names start with ``.`` so no reader mistakes them for a model.
+The pointer is replaced atomically (:func:`edgerec._fs.atomic_write`): a reader sees the
+old or the new pointer, never a mix. A bundle becomes active in three durable steps
+(:func:`activate`): its staging folder is fsynced and renamed to ``models/<N>``, the folder
+fsynced, then the pointer swapped with the old version kept as ``previous`` (the last
+known-good model). At start-up :func:`verified_active_model` re-verifies the active bundle
+against its manifest (length and sha256) and falls back to the previous one when it is
+damaged (reliability cases B3, B4).
+
+Example:
+    >>> import tempfile
+    >>> home = checked_home(tempfile.mkdtemp())
+    >>> read_pointer(home), active_model_dir(home), installed_status(home)
+    ({}, None, InstalledModels(active=None, previous=None, rejected=None))
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
+import logging
 import os
-from collections.abc import Callable
+import shutil
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from .errors import InvalidInputError, InvalidTypeError
+from ._fs import atomic_write, fsync_dir, fsync_file, remove_temporaries
+from .errors import (
+    BundleError,
+    InvalidInputError,
+    InvalidTypeError,
+    ModelFormatError,
+    UpdateError,
+)
+from .model import MANIFEST_FILE, MODEL_FILE, Bundle
 
 __all__ = [
     "ACTIVE_FILE",
     "HISTORY_FILE",
     "MODELS_DIR",
-    "POINTER_TMP_PREFIX",
+    "STAGING_PREFIX",
+    "InstalledModels",
+    "activate",
     "active_model_dir",
     "checked_home",
-    "fsync_dir",
+    "cleanup",
+    "installed_status",
+    "locked",
     "read_pointer",
+    "rollback",
+    "verified_active_model",
     "write_pointer",
 ]
+
+log = logging.getLogger("edgerec.home")
 
 HISTORY_FILE: Final = "history.db"
 MODELS_DIR: Final = "models"
 ACTIVE_FILE: Final = "active.json"
-POINTER_TMP_PREFIX: Final = ".active.json.tmp-"
+STAGING_PREFIX: Final = ".staging-"  # update downloads in progress (edgerec.updates)
+LOCK_FILE: Final = ".lock"
+_POINTER_STEPS: Final = {"temp-written": "pointer-temp", "renamed": "pointer-renamed"}
+
+StepHook = Callable[[str], None]
 
 
 def checked_home(home: object) -> Path:
@@ -44,44 +82,36 @@ def checked_home(home: object) -> Path:
 
     Raises:
         InvalidTypeError: not a str or path.
-        InvalidInputError: it exists and is not a folder.
+        InvalidInputError: it exists and is not a folder, or it cannot be created (a NUL
+            byte in the path, a read-only parent).
     """
-    if not isinstance(home, (str, Path)):
+    if not isinstance(home, (str, os.PathLike)):
         raise InvalidTypeError(f"home must be a str or Path, got {type(home).__name__}")
     path = Path(home)
-    if path.exists() and not path.is_dir():
-        raise InvalidInputError("home exists and is not a folder")
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        if path.exists() and not path.is_dir():
+            raise InvalidInputError("home exists and is not a folder")
+        path.mkdir(parents=True, exist_ok=True)
+    except (OSError, ValueError) as exc:  # ValueError: an embedded NUL byte
+        raise InvalidInputError(f"home cannot be used ({type(exc).__name__})") from None
     return path
 
 
+# --- the pointer ---------------------------------------------------------------------------
+
+
 def read_pointer(home: Path) -> dict[str, int]:
-    """The active-model pointer, or ``{}`` when none is installed or it is unreadable."""
+    """The active-model pointer, or ``{}`` when none is installed or it is unreadable
+    (damaged, not JSON, nested too deeply: :func:`verified_active_model` repairs it)."""
+    from ._json import StrictJSONError, loads_strict
+
     try:
-        data = json.loads((home / MODELS_DIR / ACTIVE_FILE).read_bytes())
-    except (OSError, ValueError):
+        data = loads_strict((home / MODELS_DIR / ACTIVE_FILE).read_bytes())
+    except (OSError, StrictJSONError):
         return {}
     if not isinstance(data, dict):
         return {}
-    return {k: v for k, v in data.items() if type(v) is int and v > 0}
-
-
-def active_model_dir(home: Path) -> Path | None:
-    """The folder of the active model, or None when no model is installed."""
-    version = read_pointer(home).get("version")
-    if version is None:
-        return None
-    folder = home / MODELS_DIR / str(version)
-    return folder if folder.is_dir() else None
-
-
-def fsync_dir(folder: Path) -> None:
-    """Make a rename or a new entry in ``folder`` durable (POSIX: fsync the directory)."""
-    fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    return {k: v for k, v in data.items() if type(v) is int and 0 < v < 1 << 63}
 
 
 def write_pointer(
@@ -90,12 +120,11 @@ def write_pointer(
     previous: int | None = None,
     *,
     rejected: int | None = None,
-    on_step: Callable[[str], None] | None = None,
+    on_step: StepHook | None = None,
 ) -> None:
     """Replace ``models/active.json`` atomically: a reader sees the old or the new pointer.
 
     ``rejected`` records the newest version rolled back from (not reinstalled by updates).
-
     ``on_step`` is called with ``"pointer-temp"`` and ``"pointer-renamed"`` (crash tests).
 
     Raises:
@@ -112,18 +141,169 @@ def write_pointer(
         data["previous"] = previous
     if rejected is not None:
         data["rejected"] = rejected
-    tmp = models / f"{POINTER_TMP_PREFIX}{os.getpid()}"
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(json.dumps(data).encode() + b"\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        if on_step:
-            on_step("pointer-temp")
-        os.replace(tmp, models / ACTIVE_FILE)
-        if on_step:
-            on_step("pointer-renamed")
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    step = (lambda name: on_step(_POINTER_STEPS[name])) if on_step else None
+    atomic_write(models / ACTIVE_FILE, json.dumps(data).encode() + b"\n", on_step=step)
+
+
+def active_model_dir(home: Path) -> Path | None:
+    """The folder of the active model, or None when no model is installed."""
+    version = read_pointer(home).get("version")
+    if version is None:
+        return None
+    folder = home / MODELS_DIR / str(version)
+    return folder if folder.is_dir() else None
+
+
+@dataclass(frozen=True)
+class InstalledModels:
+    """The versions the pointer names (None: none)."""
+
+    active: int | None
+    previous: int | None  # the last known-good model, what a rollback returns to
+    rejected: int | None  # the newest version rolled back from (not reinstalled)
+
+
+def installed_status(home: Path) -> InstalledModels:
+    """What the pointer says (reads one file; nothing is verified or repaired)."""
+    pointer = read_pointer(home)
+    return InstalledModels(pointer.get("version"), pointer.get("previous"), pointer.get("rejected"))
+
+
+# --- changing what is installed (one writer at a time) ----------------------------------------
+
+
+@contextlib.contextmanager
+def locked(home: Path) -> Iterator[Path]:
+    """Hold ``models/.lock`` (flock, released by the kernel if the process dies): one
+    writer of ``models/`` at a time. Yields the models folder."""
+    models = home / MODELS_DIR
+    models.mkdir(parents=True, exist_ok=True)
+    with open(models / LOCK_FILE, "a+b") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            yield models
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+def cleanup(home: Path) -> None:
+    """Remove what an interrupted call left: staging folders, pointer temp files, and bundle
+    folders that are neither the active nor the previous model (call with the lock held)."""
+    models = home / MODELS_DIR
+    pointer = read_pointer(home)
+    keep = {str(v) for k, v in pointer.items() if k in ("version", "previous")}
+    remove_temporaries(models)
+    for entry in models.iterdir():
+        staging = entry.name.startswith(STAGING_PREFIX)
+        orphan = "version" in pointer and entry.name.isdigit() and entry.name not in keep
+        if staging or orphan:
+            shutil.rmtree(entry, ignore_errors=True)
+
+
+def activate(home: Path, staging: Path, version: int, step: StepHook) -> int | None:
+    """Make the validated bundle in ``staging`` the active model ``version`` (lock held);
+    the version it replaced (now ``previous``), or None.
+
+    ``step`` is called after each durable step (crash tests kill the process there):
+    ``staged``, ``renamed``, ``dir-fsynced``, ``pointer-temp``, ``pointer-renamed``,
+    ``pointer-swapped``.
+
+    Raises:
+        OSError: the disk refused a step; what was active stays active.
+    """
+    models = home / MODELS_DIR
+    for name in (MANIFEST_FILE, MODEL_FILE):
+        fsync_file(staging / name)
+    fsync_dir(staging)
+    step("staged")
+    final = models / str(version)
+    if final.exists():  # a complete orphan of a call killed before its pointer swap
+        shutil.rmtree(final)
+    os.rename(staging, final)
+    step("renamed")
     fsync_dir(models)
+    step("dir-fsynced")
+    previous = read_pointer(home).get("version")
+    write_pointer(home, version, previous, on_step=step)
+    step("pointer-swapped")
+    cleanup(home)
+    return previous
+
+
+def rollback(home: str | Path) -> int:
+    """Make the previous (last known-good) model active again; the version now active.
+
+    The version rolled back from is remembered as rejected: the update client does not
+    reinstall it, only a newer one.
+
+    Raises:
+        UpdateError: there is no previous model.
+        ModelFormatError: the previous model's files are damaged (nothing changed).
+    """
+    home = checked_home(home)
+    with locked(home) as models:
+        cleanup(home)
+        pointer = read_pointer(home)
+        previous, current = pointer.get("previous"), pointer.get("version")
+        if previous is None or current is None or not (models / str(previous)).is_dir():
+            raise UpdateError("no previous model to roll back to")
+        try:
+            Bundle.load(models / str(previous))
+        except BundleError as exc:
+            raise ModelFormatError(f"the previous model is damaged: {exc}") from None
+        write_pointer(home, previous, rejected=max(current, pointer.get("rejected", 0)))
+        cleanup(home)
+    log.warning("rolled back from model %d to %d", current, previous)
+    return previous
+
+
+def _recover_pointer(home: Path) -> Path | None:
+    """No readable pointer: the newest installed bundle that verifies becomes active (the
+    pointer is written atomically, so this is a damaged disk, not an interrupted update)."""
+    models = home / MODELS_DIR
+    versions = sorted((int(p.name) for p in models.iterdir() if p.name.isdigit()), reverse=True)
+    for version in versions:
+        try:
+            path = Bundle.load(models / str(version)).path
+        except BundleError:
+            continue
+        if (models / ACTIVE_FILE).exists():
+            log.error("ModelFormatError: the active-model pointer is unreadable")
+        write_pointer(home, version)
+        return path
+    return None
+
+
+def verified_active_model(home: str | Path) -> Path | None:
+    """At start-up: the active model's folder after :meth:`Bundle.load` re-verified it
+    (manifest schema, model length and sha256); a damaged one falls back to the previous,
+    an unreadable pointer to the newest installed bundle that verifies.
+
+    Also removes what an interrupted update left behind. None when no model is installed.
+
+    Raises:
+        ModelFormatError: the active and the previous model are both damaged.
+    """
+    home = checked_home(home)
+    with locked(home) as models:
+        cleanup(home)
+        pointer = read_pointer(home)
+        version = pointer.get("version")
+        if version is None:
+            return _recover_pointer(home)
+        try:
+            return Bundle.load(models / str(version)).path
+        except BundleError as exc:
+            log.error("%s: active model %d is damaged", type(exc).__name__, version)
+        previous = pointer.get("previous")
+        if previous is not None:
+            try:
+                path = Bundle.load(models / str(previous)).path
+            except BundleError as exc:
+                log.error("%s: previous model %d is damaged", type(exc).__name__, previous)
+            else:
+                write_pointer(home, previous, rejected=max(version, pointer.get("rejected", 0)))
+                cleanup(home)
+                log.warning("fell back from damaged model %d to %d", version, previous)
+                return path
+        raise ModelFormatError("the active model is damaged and no good previous one exists")

@@ -30,9 +30,11 @@ __all__ = [
     "Handler",
     "Server",
     "accept",
+    "announce",
     "assert_clean",
     "make_bundle",
     "resign",
+    "sign_release",
     "state",
 ]
 
@@ -146,3 +148,25 @@ def resign(repo: Path, keys: Path, edit: Callable[[_Repo, Any], None]) -> None:
     edit(r, targets)
     signers = {role: load_signers(keys, role) for role in ("targets", "snapshot", "timestamp")}
     _write_chain(r, targets, signers, None, datetime.now(UTC))
+
+
+def announce(version: int) -> Callable[[_Repo, Any], None]:
+    """An edit for :func:`resign`: ``latest.json`` names ``version``."""
+
+    def edit(r: _Repo, md: Any) -> None:
+        latest = json.dumps({"model_version": version}).encode()
+        md.signed.targets[updates.LATEST_TARGET] = r.add_target(updates.LATEST_TARGET, latest)
+
+    return edit
+
+
+def sign_release(env: Env, version: int, manifest: bytes) -> None:
+    """A validly signed release whose manifest is ``manifest`` (with the fixture's model)."""
+
+    def edit(r: _Repo, md: Any) -> None:
+        announce(version)(r, md)
+        for name, data in ((MANIFEST_FILE, manifest), (MODEL_FILE, MODEL)):
+            path = updates.bundle_target(version, name)
+            md.signed.targets[path] = r.add_target(path, data)
+
+    resign(env.repo, env.keys, edit)

@@ -1,9 +1,10 @@
-"""Validation of a downloaded model, run in a child process (``python -m edgerec._validate``).
+"""Validation of a downloaded model, in the child process
+(``python -I -m edgerec.updates.child``; the host's side is :mod:`edgerec.updates.validation`).
 
 A model is a program (TensorFlow SECURITY.md): a malformed flatbuffer can crash or hang the
-TFLite runtime. The update client (:mod:`edgerec.updates`) therefore never loads a new model
-in the host process. It starts this module as a fresh interpreter (not a fork of the host)
-under CPU-time and address-space limits and a wall-clock deadline, and reads one JSON line:
+TFLite runtime. The update client therefore never loads a new model in the host process. It
+starts this module as a fresh interpreter (not a fork of the host) under CPU-time and
+address-space limits and a wall-clock deadline, and reads one JSON line:
 
     {"ok": true, "golden_max_diff": ..., "latency_ms": ..., "max_rss_kb": ...}
     {"ok": false, "kind": "format" | "incompatible" | "validation", "message": "..."}
@@ -175,8 +176,8 @@ def validate_bundle(
 
     import numpy as np
 
-    from .errors import BundleError, IncompatibleModelError, ModelFormatError, ModelValidationError
-    from .model import Bundle, ModelRunner
+    from ..errors import BundleError, IncompatibleModelError, ModelFormatError, ModelValidationError
+    from ..model import Bundle, ModelRunner
 
     try:
         bundle = Bundle.load(folder)
@@ -251,7 +252,7 @@ def set_limits(cpu_seconds: int, address_space_mb: int) -> None:
 
 
 def main(argv: list[str]) -> int:
-    """``python -m edgerec._validate FOLDER LATENCY_MS CPU_S ADDRESS_SPACE_MB MEMORY_MB``:
+    """``python -m edgerec.updates.child FOLDER LATENCY_MS CPU_S ADDRESS_SPACE_MB MEMORY_MB``:
     one JSON line on stdout; exit 0 when the model passed, 3 when it was rejected."""
     folder, budget, memory = Path(argv[0]), float(argv[1]), float(argv[4])
     set_limits(int(argv[2]), int(argv[3]))

@@ -51,6 +51,7 @@ MAX_BODY: Final = 16 * 1024
 MAX_NAME_CHARS: Final = 64
 TOP_K: Final = 10
 SYNTHETIC_FEED_SIZE: Final = 60
+SYNTHETIC_FEED: Final = Path(__file__).resolve().parents[1] / "data" / "synthetic_feed.jsonl"
 
 
 class KioskError(Exception):
@@ -63,10 +64,9 @@ class KioskError(Exception):
 def synthetic_feed(
     n: int = SYNTHETIC_FEED_SIZE, *, now: float | None = None
 ) -> list[dict[str, Any]]:
-    """SYNTHETIC articles, re-dated so the newest is an hour old (so "new" can show)."""
-    from edgerec.trainer.synthetic import synthetic_articles
-
-    articles = synthetic_articles(n, seed=7, p_unicode=0.0)
+    """SYNTHETIC articles (examples/data/), re-dated so the newest is an hour old (so "new"
+    can show)."""
+    articles = read_jsonl(SYNTHETIC_FEED)[:n]
     newest = max(int(a["published_at"]) for a in articles)
     shift = int(now if now is not None else time.time()) - 3600 - newest
     for a in articles:

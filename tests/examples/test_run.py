@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -23,6 +24,25 @@ def _run(*args: str, cwd: Path, timeout: float) -> str:
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc.stdout
+
+
+def test_the_synthetic_feed_is_the_generators_output() -> None:
+    """examples/data/synthetic_feed.jsonl is exactly what its README says wrote it."""
+    from edgerec.trainer.synthetic import synthetic_articles
+
+    lines = (EXAMPLES / "data" / "synthetic_feed.jsonl").read_text(encoding="utf-8").splitlines()
+    expected = synthetic_articles(200, seed=7, p_unicode=0.0)
+    assert lines == [json.dumps(a, ensure_ascii=False, sort_keys=True) for a in expected]
+
+
+def test_examples_import_only_the_public_sdk() -> None:
+    """A user copies examples/: the quickstart and the kiosk use the SDK's public API only
+    (no private module, no trainer)."""
+    for path in (EXAMPLES / "quickstart.py", EXAMPLES / "kiosk" / "app.py"):
+        text = path.read_text(encoding="utf-8")
+        imported = re.findall(r"^\s*(?:from|import) (edgerec[\w.]*)", text, re.M)
+        assert imported, path
+        assert all(name in {"edgerec", "edgerec.errors"} for name in imported), (path, imported)
 
 
 def test_quickstart_prints_five_ranked_recommendations() -> None:

@@ -1,13 +1,13 @@
 """The model that ships, alone: bundle size and the latency of its three signatures through
-`edgerec.Ranker`, next to a bare `Invoke` of the same signature on the same tensors, in one
-run on one core. Prints JSON.
+`edgerec.model.ModelRunner`, next to a bare `Invoke` of the same signature on the same
+tensors, in one run on one core. Prints JSON.
 
     python benchmarks/bench_bundle.py [--bundle DIR] [--candidates 500] [--history 50]
                                       [--calls 300]
 
 Targets (DESIGN.md section 7): the bundle <= 1 MB. The `recommend()` budget (p50 <= 1 ms,
 <= 2x a bare invoke) is measured end to end by the Recommender's benchmark; this one shows
-what the model and the Ranker wrapper cost by themselves. Inputs are SYNTHETIC articles
+what the model and the ModelRunner wrapper cost by themselves. Inputs are SYNTHETIC articles
 (seeded) featurized with the bundle's own FeatureSpec; the default bundle is the committed
 synthetic fixture. To measure a MIND-trained bundle, point ``--bundle`` at
 ``RUN/bundle`` written by ``edgerec-train pipeline`` (never commit it).
@@ -30,8 +30,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _env import hardware, pin_to_one_core
 
 from edgerec import featurize
-from edgerec.bundle import MANIFEST_FILE, MODEL_FILE, Bundle, Ranker
-from edgerec.runtime import RUNTIME
+from edgerec.model import MANIFEST_FILE, MODEL_FILE, Bundle, ModelRunner, runtime
 from edgerec.trainer.synthetic import synthetic_articles
 
 FIXTURE = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "tiny_bundle"
@@ -55,7 +54,7 @@ def timings(fn: Callable[[], object], calls: int) -> dict[str, float]:
     }
 
 
-def bare_invoke(ranker: Ranker, name: str, **inputs: np.ndarray) -> Callable[[], object]:
+def bare_invoke(ranker: ModelRunner, name: str, **inputs: np.ndarray) -> Callable[[], object]:
     """The floor: the signature's kernels alone. One full call sets shapes and tensors;
     the returned function only re-runs ``Invoke`` on them (LiteRT's private wrapper: there
     is no public per-signature invoke without resize + allocate + copy)."""
@@ -76,7 +75,7 @@ def main() -> None:
 
     bundle = Bundle.load(args.bundle)
     manifest = bundle.manifest
-    ranker = Ranker(bundle)
+    ranker = ModelRunner(bundle)
     spec = manifest.spec
     articles = synthetic_articles(args.candidates + args.history, seed=7)
     rows = featurize(articles, spec)  # (H + N, F)
@@ -98,7 +97,7 @@ def main() -> None:
     result: dict[str, Any] = {
         "benchmark": "bundle",
         "hardware": hardware(core),
-        "runtime": RUNTIME,
+        "runtime": runtime.RUNTIME,
         "bundle": str(args.bundle),
         "inputs": {
             "history_items": args.history,

@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _env import hardware, pin_to_one_core
 
 from edgerec import updates
-from edgerec.bundle import MANIFEST_FILE, MODEL_FILE
+from edgerec.model import MANIFEST_FILE, MODEL_FILE
 from edgerec.trainer import publish
 
 FIXTURE = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "tiny_bundle"

@@ -1,5 +1,6 @@
-"""The docs cannot rot: docstring examples, the README's Python blocks and every command
-of its shell walk-through are executed; the embedding example is examples/quickstart.py."""
+"""The docs cannot rot: docstring examples, every Python block of the README and docs/, and
+every command of the walk-through are executed; the embedding example is
+examples/quickstart.py; links between the pages resolve."""
 
 from __future__ import annotations
 
@@ -22,6 +23,8 @@ from edgerec.trainer import config, examples, synthetic
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
+DOCS = ROOT / "docs"
+WALK_THROUGH = DOCS / "walkthrough.md"
 
 
 @pytest.mark.parametrize(
@@ -61,49 +64,95 @@ def _blocks(language: str, text: str) -> list[str]:
     return re.findall(rf"```{language}\n(.*?)```", text, re.S)
 
 
-def _python_blocks() -> list[str]:
-    return _blocks("python", README.read_text(encoding="utf-8"))
+def _read(path: Path) -> str:
+    return path.read_text(encoding="utf-8")
 
 
-def test_readme_has_python_examples() -> None:
-    assert _python_blocks(), "README lost its embedding example"
-
-
-@pytest.mark.parametrize("index", range(len(_python_blocks())))
-def test_readme_python_blocks_run(index: int, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.chdir(ROOT)  # as a reader runs them: from the repository root
-    exec(compile(_python_blocks()[index], f"README.md block {index}", "exec"), {})
-
-
-def test_the_embedding_example_is_the_quickstart_file() -> None:
-    block = _blocks("python", _sections("##")["Embedding example"])
-    code = (ROOT / "examples" / "quickstart.py").read_text(encoding="utf-8")
-    body = code.split('"""', 2)[2].strip()  # after the module docstring
-    assert block == [body + "\n"]
-    assert len([line for line in body.splitlines() if line.strip()]) <= 12
-
-
-def _sections(level: str) -> dict[str, str]:
-    text = README.read_text(encoding="utf-8")
-    parts = re.split(rf"^{level} (.+)$", text, flags=re.M)
+def _sections(path: Path, level: str = "##") -> dict[str, str]:
+    parts = re.split(rf"^{level} (.+)$", _read(path), flags=re.M)
     return dict(zip(parts[1::2], parts[2::2], strict=True))
 
 
-def _sh_blocks(text: str) -> list[str]:
-    return _blocks("sh", text)
+PAGES = [README, *sorted(DOCS.glob("*.md"))]
+PYTHON_BLOCKS = [
+    (page, n, block) for page in PAGES for n, block in enumerate(_blocks("python", _read(page)))
+]
 
 
-def test_every_shell_block_is_in_the_setup_or_the_walk_through() -> None:
-    sections = _sections("##")
-    run = sum(len(_sh_blocks(body)) for name, body in sections.items() if name.startswith("From"))
-    setup = len(_sh_blocks(sections["Set-up"]))
-    assert run >= 5 and setup == 1
-    assert len(_sh_blocks(README.read_text(encoding="utf-8"))) == run + setup
+def test_the_readme_is_a_front_page() -> None:
+    """Who it is for, the two commands, the quickstart, the diagram, headline figures and
+    links, within about 200 lines: the reference lives in docs/."""
+    text = _read(README)
+    assert len(text.splitlines()) <= 200
+    assert list(_sections(README)) == [
+        "Set-up",
+        "Embedding example",
+        "Architecture",
+        "Headline figures",
+        "Documentation",
+        "Data",
+        "Licence",
+    ]
+    assert re.findall(r"^make \w+", _sections(README)["Set-up"], re.M) == ["make demo", "make test"]
+
+
+@pytest.mark.parametrize(
+    ("page", "index", "block"),
+    PYTHON_BLOCKS,
+    ids=[f"{page.name}-{n}" for page, n, _ in PYTHON_BLOCKS],
+)
+def test_python_blocks_run(
+    page: Path, index: int, block: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(ROOT)  # as a reader runs them: from the repository root
+    exec(compile(block, f"{page.name} block {index}", "exec"), {})
+
+
+def test_the_embedding_example_is_the_quickstart_file() -> None:
+    block = _blocks("python", _sections(README)["Embedding example"])
+    code = _read(ROOT / "examples" / "quickstart.py")
+    body = code.split('"""', 2)[2].strip()  # after the module docstring
+    assert block == [body + "\n"]
+    assert len([line for line in body.splitlines() if line.strip()]) <= 12
+    assert re.findall(r"^(?:from|import) (\S+)", body, re.M) == ["tempfile", "edgerec"]
+
+
+def test_every_shell_block_is_the_setup_or_in_the_walk_through() -> None:
+    """The README's one shell block is the set-up; every other command is on the
+    walk-through page, which the next test runs."""
+    assert len(_blocks("sh", _read(README))) == 1
+    assert len(_blocks("sh", _sections(README)["Set-up"])) == 1
+    for page in sorted(DOCS.glob("*.md")):
+        if page.name != "walkthrough.md":
+            assert not _blocks("sh", _read(page)), page.name
+    assert len(_blocks("sh", _read(WALK_THROUGH))) >= 5
+
+
+def test_links_between_pages_resolve() -> None:
+    """Every relative link of the README and docs/ names a file that exists, and an
+    anchor that is one of its headings."""
+
+    def anchor(heading: str) -> str:
+        return re.sub(r"[^a-z0-9 _-]", "", heading.lower()).replace(" ", "-")
+
+    checked = 0
+    for page in PAGES:
+        for target in re.findall(r"\]\(([^)\s]+)\)", _read(page)):
+            if re.match(r"[a-z]+:", target):
+                continue  # an absolute URL
+            path, _, fragment = target.partition("#")
+            dest = (page.parent / path).resolve() if path else page
+            assert dest.exists(), f"{page.name}: {target}"
+            if fragment:
+                headings = re.findall(r"^#+ (.+)$", _read(dest), re.M)
+                assert fragment in {anchor(h) for h in headings}, f"{page.name}: {target}"
+            checked += 1
+    assert checked >= 20
 
 
 def test_make_demo_and_make_test_run_what_the_suite_checks() -> None:
     """The set-up block is the two make targets: CI runs `make test` itself, and `make demo`
-    is examples/demo.py (run end to end by tests/test_examples_run.py)."""
+    is examples/demo.py (run end to end by tests/examples/test_run.py)."""
     quiet = {k: v for k, v in os.environ.items() if k not in {"MAKEFLAGS", "MAKELEVEL", "MFLAGS"}}
     dry = subprocess.run(  # inside `make test` too: a sub-make must not announce itself
         ["make", "-n", "--no-print-directory", "-W", ".venv/.trainer", "demo"],
@@ -120,11 +169,10 @@ def test_make_demo_and_make_test_run_what_the_suite_checks() -> None:
 
 
 @pytest.mark.trainer
-def test_the_readme_walk_through_runs_as_written(tmp_path: Path) -> None:
-    """Every command of "From your logs to your devices", in order, in one bash, as a new
-    user types them: in a scratch folder beside the repository's examples/."""
-    walk = _sections("##")["From your logs to your devices"]
-    script = "\n".join(_sh_blocks(walk))
+def test_the_walk_through_runs_as_written(tmp_path: Path) -> None:
+    """Every command of docs/walkthrough.md, in order, in one bash, as a new user types
+    them: in a scratch folder beside the repository's examples/."""
+    script = "\n".join(_blocks("sh", _read(WALK_THROUGH)))
     (tmp_path / "examples").symlink_to(ROOT / "examples")
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     env.pop("TF_CONFIG", None)
@@ -152,8 +200,3 @@ def test_the_readme_walk_through_runs_as_written(tmp_path: Path) -> None:
     assert "N1" not in re.findall(r"^\s*\d+\s+(N\d)\b", out, re.M)  # already read
     assert '"visitor": null' in out and '"profiles": []' in out  # the kiosk's state (erased)
     assert "same model" in out
-
-
-def test_readme_names_exactly_the_two_setup_commands() -> None:
-    setup = _sections("##")["Set-up"]
-    assert re.findall(r"^make \w+", setup, re.M) == ["make demo", "make test"]

@@ -81,6 +81,7 @@ class Recommender:
         *,
         key: bytes | None = None,
         passphrase: str | None = None,
+        keyring_service: str | None = None,
         profile: str = "default",
         bundle: str | Path | Bundle | None = None,
         clock: Callable[[], float] = time.time,
@@ -89,8 +90,10 @@ class Recommender:
 
         Args:
             home: the folder holding ``history.db`` and the installed models.
-            key, passphrase, profile: the history store's master key and profile (see
+            key, passphrase, keyring_service: where the history store's master key comes
+                from: 32 raw bytes, a passphrase, or the OS keystore (exactly one; see
                 :meth:`edgerec.ReadingHistory.open`).
+            profile: the reader profile to open (created on first use).
             bundle: a bundle folder (or a loaded :class:`~edgerec.model.Bundle`) to rank
                 with; None uses the model installed in ``home`` by the update client, and
                 with none installed the Recommender ranks by freshness alone.
@@ -104,7 +107,11 @@ class Recommender:
         folder = checked_home(home)
         loaded = cls._load_bundle(folder, bundle)
         history = ReadingHistory.open(
-            folder / HISTORY_FILE, key=key, passphrase=passphrase, profile=profile
+            folder / HISTORY_FILE,
+            key=key,
+            passphrase=passphrase,
+            keyring_service=keyring_service,
+            profile=profile,
         )
         try:
             return cls(folder, history, loaded, clock=clock)

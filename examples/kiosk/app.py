@@ -7,19 +7,32 @@ reads stay in memory and are gone when they leave (nothing is written to disk). 
 background thread checks a TUF repository for a newer model and the page shows the
 version ranking now.
 
-    python examples/kiosk/app.py --home kiosk-home --key-file kiosk-home/master.key
+    python examples/kiosk/app.py --home kiosk-home            # master key in the OS keystore
+    python examples/kiosk/app.py --home kiosk-home --passphrase   # or asked for at start
+    python examples/kiosk/app.py --home kiosk-home --key-file /media/key/kiosk.key
 
 Serves 127.0.0.1 only; nothing is fetched from the network but model updates (when
 ``--update-url`` is given). Logs never name a profile or an article: requests are logged
 by method and route, without bodies or query strings.
+
+Web security (a page from any other origin, including another port of 127.0.0.1, must not
+read or change anything): only ``Host: 127.0.0.1:PORT`` / ``localhost:PORT`` is served (DNS
+rebinding); a request whose ``Origin`` is another origin, or whose ``Sec-Fetch-Site`` says
+it came from another site or origin, is refused (403); a request that changes state must
+be ``application/json`` (415 otherwise: a cross-site form can only send form encodings or
+``text/plain``) and carry the per-process token the page received in its HTML (403
+otherwise). Every malformed body is a 4xx, never a 500.
 """
 
 from __future__ import annotations
 
 import argparse
+import getpass
+import hmac
 import json
 import logging
 import os
+import secrets
 import signal
 import sys
 import threading
@@ -33,7 +46,7 @@ from typing import Any, Final
 
 import edgerec
 from edgerec import read_jsonl
-from edgerec.errors import EdgerecError, InvalidInputError, UpdateError
+from edgerec.errors import EdgerecError, InvalidInputError, KeyUnavailableError, UpdateError
 
 log = logging.getLogger("kiosk")
 
@@ -48,6 +61,9 @@ STATIC_FILES: Final = {
 LOBBY: Final = "kiosk.lobby"
 GUEST: Final = "guest"  # shown for a guest session; no stored profile may take the name
 MAX_BODY: Final = 16 * 1024
+KEYRING_SERVICE: Final = "edgerec-kiosk"  # the OS keystore entry of the master key
+TOKEN_HEADER: Final = "X-Kiosk-Token"
+TOKEN_PLACEHOLDER: Final = b"{{KIOSK_TOKEN}}"  # in static/index.html
 MAX_NAME_CHARS: Final = 64
 TOP_K: Final = 10
 SYNTHETIC_FEED_SIZE: Final = 60
@@ -95,8 +111,17 @@ def read_feed(path: Path) -> list[dict[str, Any]]:
     return articles
 
 
-def load_key(path: Path) -> bytes:
-    """The kiosk's 32-byte master key; created (0600, never overwritten) if missing."""
+def load_key(path: Path, home: Path) -> bytes:
+    """The kiosk's 32-byte master key from a file outside the home; created (0600, never
+    overwritten) if missing. A key file inside the home is refused: whoever copies the
+    home folder would copy the key that decrypts it."""
+    resolved, home_dir = path.resolve(), home.resolve()
+    if resolved == home_dir or home_dir in resolved.parents:
+        raise SystemExit(
+            f"{path}: the key file is inside the home folder {home}; anyone who copies the "
+            "folder could then read every profile. Keep the key elsewhere (a removable or "
+            "TPM-backed volume), or leave out --key-file to use the OS keystore."
+        )
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
@@ -104,12 +129,35 @@ def load_key(path: Path) -> bytes:
         if len(key) != 32:
             raise SystemExit(f"{path}: a master key file holds exactly 32 bytes") from None
         return key
+    except OSError as exc:
+        raise SystemExit(f"{path}: cannot create the key file ({exc.strerror})") from None
     key = os.urandom(32)
     with os.fdopen(fd, "wb") as f:
         f.write(key)
         f.flush()
         os.fsync(f.fileno())
     return key
+
+
+def key_source(args: argparse.Namespace) -> dict[str, Any]:
+    """Where the master key comes from: the OS keystore (default), a passphrase asked for
+    at start (or ``EDGEREC_PASSPHRASE``), or ``--key-file`` outside the home."""
+    legacy = args.home / "master.key"
+    if legacy.exists():
+        raise SystemExit(
+            f"{legacy}: this home holds its own master key (an older kiosk wrote it there). "
+            "Move it outside the home folder and pass --key-file with its new place."
+        )
+    if args.key_file is not None:
+        return {"key": load_key(args.key_file, args.home)}
+    if args.passphrase:
+        passphrase = os.environ.get("EDGEREC_PASSPHRASE")
+        if passphrase is None:
+            passphrase = getpass.getpass("kiosk passphrase: ")
+        if not passphrase:
+            raise SystemExit("an empty passphrase protects nothing")
+        return {"passphrase": passphrase}
+    return {"keyring_service": KEYRING_SERVICE}
 
 
 # -- the kiosk ----------------------------------------------------------------------------
@@ -287,6 +335,14 @@ def _check_name(name: object) -> str:
 # -- HTTP ---------------------------------------------------------------------------------
 
 
+class Refused(Exception):
+    """A request refused before it reaches the kiosk (its status and a short reason)."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+
+
 class Handler(BaseHTTPRequestHandler):
     server: KioskServer
     server_version = "edgerec-kiosk"
@@ -307,6 +363,7 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Cache-Control", "no-store")
         self.send_header("X-Content-Type-Options", "nosniff")
+        self.send_header("Cross-Origin-Resource-Policy", "same-origin")
         self.send_header(
             "Content-Security-Policy",
             "default-src 'self'; connect-src 'self'; img-src 'self'; frame-ancestors 'none'",
@@ -319,28 +376,62 @@ class Handler(BaseHTTPRequestHandler):
         body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
         self._send(status, body, "application/json; charset=utf-8")
 
+    # -- who may ask ------------------------------------------------------------------
+
+    def _check_origin(self) -> None:
+        """Our own origin only (see the module docstring); raises Refused otherwise."""
+        own = self.server.origins
+        host = (self.headers.get("Host") or "").strip().lower()
+        if f"http://{host}" not in own:
+            raise Refused(HTTPStatus.FORBIDDEN, "forbidden host")
+        origin = self.headers.get("Origin")
+        if origin is not None and origin.strip().lower() not in own:
+            raise Refused(HTTPStatus.FORBIDDEN, "forbidden origin")
+        site = self.headers.get("Sec-Fetch-Site")
+        if site is not None and site.strip().lower() not in {"same-origin", "none"}:
+            raise Refused(HTTPStatus.FORBIDDEN, "cross-site request")
+
+    def _check_state_change(self) -> None:
+        """A request that changes state: JSON, with the page's token."""
+        media = (self.headers.get("Content-Type") or "").split(";", 1)[0].strip().lower()
+        if media != "application/json":
+            raise Refused(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "the body must be application/json")
+        token = self.headers.get(TOKEN_HEADER) or ""
+        if not hmac.compare_digest(token.encode("utf-8", "replace"), self.server.token):
+            raise Refused(HTTPStatus.FORBIDDEN, "missing or wrong kiosk token")
+
     def _body(self) -> dict[str, Any]:
         try:
             length = int(self.headers.get("Content-Length") or 0)
         except ValueError:
             raise KioskError("a bad Content-Length") from None
-        if not 0 <= length <= MAX_BODY:
-            raise KioskError("request too large")
+        if length < 0:
+            raise KioskError("a bad Content-Length")
+        if length > MAX_BODY:
+            raise Refused(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "request too large")
         raw = self.rfile.read(length) if length else b"{}"
         try:
             data = json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, not UTF-8, or nested too deeply
             raise KioskError("the body is not JSON") from None
         if not isinstance(data, dict):
             raise KioskError("the body is a JSON object")
         return data
 
+    # -- routes -----------------------------------------------------------------------
+
     def do_GET(self) -> None:
         kiosk = self.server.kiosk
         route = self.path.split("?", 1)[0]
+        try:
+            self._check_origin()
+        except Refused as exc:
+            self._json(exc.status, {"error": str(exc)})
+            return
         if route in STATIC_FILES:
             name, ctype = STATIC_FILES[route]
-            self._send(HTTPStatus.OK, (STATIC / name).read_bytes(), ctype)
+            page = (STATIC / name).read_bytes().replace(TOKEN_PLACEHOLDER, self.server.token)
+            self._send(HTTPStatus.OK, page, ctype)
             return
         handlers = {
             "/api/state": kiosk.state,
@@ -358,6 +449,8 @@ class Handler(BaseHTTPRequestHandler):
         route = self.path.split("?", 1)[0]
 
         def act() -> Any:
+            self._check_origin()
+            self._check_state_change()
             body = self._body()
             if route == "/api/profile":
                 kiosk.choose(body.get("name"))
@@ -377,9 +470,16 @@ class Handler(BaseHTTPRequestHandler):
 
         self._answer(act)
 
+    def _method_not_allowed(self) -> None:
+        self._json(HTTPStatus.METHOD_NOT_ALLOWED, {"error": "method not allowed"})
+
+    do_PUT = do_DELETE = do_PATCH = _method_not_allowed
+
     def _answer(self, fn: Any) -> None:
         try:
             payload = fn()
+        except Refused as exc:
+            self._json(exc.status, {"error": str(exc)})
         except LookupError:
             self._json(HTTPStatus.NOT_FOUND, {"error": "not found"})
         except KioskError as exc:
@@ -396,11 +496,16 @@ class Handler(BaseHTTPRequestHandler):
 
 
 class KioskServer(ThreadingHTTPServer):
+    """The kiosk's loopback server: its own origins and the token its page carries."""
+
     daemon_threads = True
 
     def __init__(self, address: tuple[str, int], kiosk: Kiosk) -> None:
         super().__init__(address, Handler)
         self.kiosk = kiosk
+        port = self.server_address[1]
+        self.origins = frozenset({f"http://127.0.0.1:{port}", f"http://localhost:{port}"})
+        self.token = secrets.token_urlsafe(32).encode("ascii")  # a new one every start
 
 
 # -- command line -------------------------------------------------------------------------
@@ -409,11 +514,18 @@ class KioskServer(ThreadingHTTPServer):
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     p.add_argument("--home", type=Path, default=Path("kiosk-home"), help="device home folder")
-    p.add_argument(
+    keys = p.add_mutually_exclusive_group()
+    keys.add_argument(
         "--key-file",
         type=Path,
         default=None,
-        help="the kiosk's 32-byte master key (created 0600 if missing; default HOME/master.key)",
+        help="a 32-byte master key file outside the home (created 0600 if missing); "
+        "default: the OS keystore",
+    )
+    keys.add_argument(
+        "--passphrase",
+        action="store_true",
+        help="ask for a passphrase at start (or read EDGEREC_PASSPHRASE) instead",
     )
     p.add_argument(
         "--feed", type=Path, default=None, help="articles, JSON lines (default: synthetic)"
@@ -431,9 +543,17 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def build(args: argparse.Namespace) -> Kiosk:
     args.home.mkdir(parents=True, exist_ok=True)
-    key = load_key(args.key_file or args.home / "master.key")
+    source = key_source(args)
     feed = read_feed(args.feed) if args.feed is not None else synthetic_feed()
-    rec = edgerec.Recommender.open(args.home, key=key, profile=LOBBY, bundle=args.bundle)
+    try:
+        rec = edgerec.Recommender.open(args.home, profile=LOBBY, bundle=args.bundle, **source)
+    except KeyUnavailableError as exc:
+        raise SystemExit(
+            f"the OS keystore cannot hold the kiosk's key ({exc}); "
+            "use --passphrase, or --key-file with a file outside the home"
+        ) from None
+    except EdgerecError as exc:
+        raise SystemExit(f"cannot open {args.home}: {type(exc).__name__}: {exc}") from None
     return Kiosk(
         rec,
         feed,

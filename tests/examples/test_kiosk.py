@@ -7,10 +7,14 @@ is SYNTHETIC and the model the committed fixture: no TensorFlow, no network.
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import http.client
+import http.server
 import json
 import os
 import queue
+import re
 import subprocess
 import sys
 import threading
@@ -66,17 +70,31 @@ def repo(tmp_path: Path) -> Iterator[Repo]:
 class App:
     """The kiosk in a subprocess; its log (stderr) kept in a file to check for leaks."""
 
-    def __init__(self, tmp: Path, repo: Repo, *, update_every: float) -> None:
+    def __init__(
+        self,
+        tmp: Path,
+        repo: Repo,
+        *,
+        update_every: float,
+        key: list[str] | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.home = tmp / "home"
         self.key_file = tmp / "kiosk.key"
         self.log = tmp / "kiosk.log"
-        args = [sys.executable, str(APP), "--home", str(self.home), "--key-file"]
-        args += [str(self.key_file), "--port", "0", "--bundle", str(FIXTURE)]
+        args = [sys.executable, str(APP), "--home", str(self.home)]
+        args += ["--key-file", str(self.key_file)] if key is None else key
+        args += ["--port", "0", "--bundle", str(FIXTURE)]
         args += ["--update-url", repo.server.url, "--root", str(repo.root)]
         args += ["--update-every", str(update_every)]
         self._log_file = self.log.open("wb")
         self.proc = subprocess.Popen(
-            args, stdout=subprocess.PIPE, stderr=self._log_file, text=True, cwd=tmp
+            args,
+            stdout=subprocess.PIPE,
+            stderr=self._log_file,
+            text=True,
+            cwd=tmp,
+            env={**os.environ, **(env or {})},
         )
         lines: queue.Queue[str] = queue.Queue()
         assert self.proc.stdout is not None
@@ -94,13 +112,37 @@ class App:
             pytest.fail(f"the kiosk printed no URL in {START_TIMEOUT_S} s: {self.log_text()}")
         assert first.startswith("kiosk: serving http://127.0.0.1:"), first
         self.url = first.split()[-1].rstrip("/")
+        self.port = int(self.url.rsplit(":", 1)[1])
+        with urllib.request.urlopen(self.url + "/", timeout=30) as response:
+            page = response.read().decode()
+        found = re.search(r'<meta name="kiosk-token" content="([^"]+)">', page)
+        assert found, "the page carries no token"
+        self.token = found.group(1)
 
     def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-        data = None if body is None else json.dumps(body).encode()
+        """The API as the page calls it (JSON, with the page's token)."""
+        data = json.dumps({} if body is None else body).encode() if method != "GET" else None
         request = urllib.request.Request(self.url + path, data=data, method=method)
         request.add_header("Content-Type", "application/json")
+        request.add_header("X-Kiosk-Token", self.token)
         with urllib.request.urlopen(request, timeout=30) as response:
             return json.loads(response.read())
+
+    def raw(
+        self, method: str, path: str, headers: dict[str, str], body: bytes = b""
+    ) -> tuple[int, bytes]:
+        """One request with exactly these headers (Host included): what a hostile page or a
+        rebinding attack sends."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        try:
+            conn.putrequest(method, path, skip_host=True, skip_accept_encoding=True)
+            for name, value in {"Content-Length": str(len(body)), **headers}.items():
+                conn.putheader(name, value)
+            conn.endheaders(body)
+            response = conn.getresponse()
+            return response.status, response.read()
+        finally:
+            conn.close()
 
     def refused(self, method: str, path: str, body: dict[str, Any]) -> str:
         with pytest.raises(urllib.error.HTTPError) as info:
@@ -240,6 +282,165 @@ def test_api_profiles_reads_erase_and_update(make_app: Callable[..., App], repo:
     assert_private_log(app, [ada, bo] + [a["title"] for a in read] + [a["id"] for a in read])
 
 
+# --- who may ask: the audit's findings (issue 17, items 1-3) ------------------------------
+
+
+def test_dns_rebinding_a_foreign_host_is_not_served(make_app: Callable[..., App]) -> None:
+    """A page under another name that resolves to 127.0.0.1 (DNS rebinding) sends its own
+    Host: neither the page nor the API is served to it."""
+    app = make_app(update_every=3600)
+    app.call("POST", "/api/profile", {"name": "Ada"})
+    own = f"127.0.0.1:{app.port}"
+    for path in ("/", "/api/recent", "/api/state"):
+        status, _ = app.raw("GET", path, {"Host": f"attacker.example:{app.port}"})
+        assert status == 403, path
+        status, _ = app.raw("GET", path, {"Host": f"127.0.0.1:{app.port + 1}"})
+        assert status == 403, path
+        status, _ = app.raw("GET", path, {})  # no Host at all
+        assert status == 403, path
+    assert app.raw("GET", "/api/recent", {"Host": own})[0] == 200
+    assert app.raw("GET", "/api/state", {"Host": f"localhost:{app.port}"})[0] == 200
+
+
+def test_csrf_cross_site_requests_change_nothing(make_app: Callable[..., App]) -> None:
+    """What a page from another origin can send (a form, text/plain, no-cors fetch) is
+    refused before it reaches the kiosk: nothing is erased, read or switched."""
+    app = make_app(update_every=3600)
+    app.call("POST", "/api/profile", {"name": "Ada"})
+    body = json.dumps({"name": "Ada"}).encode()
+    own = {"Host": f"127.0.0.1:{app.port}"}
+    json_type = {"Content-Type": "application/json"}
+    token = {"X-Kiosk-Token": app.token}
+    attempts = [
+        ({**own, "Content-Type": "text/plain", **token}, 415),  # a text/plain form or fetch
+        ({**own, "Content-Type": "application/x-www-form-urlencoded", **token}, 415),
+        ({**own, **json_type}, 403),  # no token
+        ({**own, **json_type, "X-Kiosk-Token": "guessed"}, 403),
+        ({**own, **json_type, **token, "Origin": f"http://127.0.0.1:{app.port + 1}"}, 403),
+        ({**own, **json_type, **token, "Origin": "http://attacker.example"}, 403),
+        ({**own, **json_type, **token, "Sec-Fetch-Site": "same-site"}, 403),
+        ({**own, **json_type, **token, "Sec-Fetch-Site": "cross-site"}, 403),
+    ]
+    for headers, status in attempts:
+        assert app.raw("POST", "/api/erase", headers, body)[0] == status, headers
+        assert app.raw("POST", "/api/leave", headers, b"{}")[0] == status, headers
+    state = app.call("GET", "/api/state")
+    assert state["visitor"] == "Ada" and state["profiles"] == ["Ada"]
+    # the page's own request, for contrast: same origin, JSON, the token
+    same = {**own, **json_type, **token, "Origin": f"http://127.0.0.1:{app.port}"}
+    assert app.raw("POST", "/api/leave", {**same, "Sec-Fetch-Site": "same-origin"}, b"{}")[0] == 200
+
+
+def test_deeply_nested_and_other_bad_bodies_are_4xx(make_app: Callable[..., App]) -> None:
+    app = make_app(update_every=3600)
+    headers = {
+        "Host": f"127.0.0.1:{app.port}",
+        "Content-Type": "application/json",
+        "X-Kiosk-Token": app.token,
+    }
+    deep = b"[" * 8000 + b"]" * 8000
+    bodies = [
+        deep[: 16 * 1024],  # nested deeper than the parser recurses, within the size cap
+        b'{"name": ' + b"[" * 5000 + b"]" * 5000 + b"}",
+        b"\xff\xfe not utf-8",
+        b"[1, 2]",
+        b"{not json",
+        b'{"name": 12}',
+        b'{"name": {"nested": true}}',
+        b'{"id": null}',
+    ]
+    for body in bodies:
+        for route in ("/api/profile", "/api/read", "/api/erase"):
+            status, _ = app.raw("POST", route, headers, body)
+            assert 400 <= status < 500, (route, body[:20], status)
+    too_big = b'{"name": "' + b"x" * 20000 + b'"}'
+    assert app.raw("POST", "/api/profile", headers, too_big)[0] == 413
+    bad_length = {**headers, "Content-Length": "-5"}
+    conn = http.client.HTTPConnection("127.0.0.1", app.port, timeout=30)
+    conn.putrequest("POST", "/api/profile", skip_host=True, skip_accept_encoding=True)
+    for name, value in bad_length.items():
+        conn.putheader(name, value)
+    conn.endheaders()
+    assert conn.getresponse().status == 400
+    conn.close()
+    assert app.call("GET", "/api/state")["profiles"] == []
+    assert "internal error" not in app.log_text()
+
+
+def test_master_key_never_inside_the_home(make_app: Callable[..., App], tmp_path: Path) -> None:
+    """A key file inside the home is refused with a clear message (copying the folder
+    would copy the key); so is the master.key an older kiosk wrote there."""
+    home = tmp_path / "home"
+    for key_file in (home / "master.key", home / "sub" / "k.key"):
+        done = subprocess.run(
+            [sys.executable, str(APP), "--home", str(home), "--key-file", str(key_file)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode != 0 and "inside the home folder" in done.stderr
+        assert "Traceback" not in done.stderr and not key_file.exists()
+    home.mkdir(exist_ok=True)
+    (home / "master.key").write_bytes(bytes(32))
+    done = subprocess.run(
+        [sys.executable, str(APP), "--home", str(home), "--passphrase", "--port", "0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, "EDGEREC_PASSPHRASE": "correct horse"},
+    )
+    assert done.returncode != 0 and "Move it outside the home" in done.stderr
+
+
+KEYRING_BACKEND = """
+import json, os
+from keyring.backend import KeyringBackend
+
+class FileKeyring(KeyringBackend):
+    # A test stand-in for the OS keystore, outside the kiosk's home.
+    priority = 10
+    path = os.environ["TEST_KEYRING_FILE"]
+
+    def _load(self):
+        return json.load(open(self.path)) if os.path.exists(self.path) else {}
+
+    def get_password(self, service, username):
+        return self._load().get(service + "/" + username)
+
+    def set_password(self, service, username, password):
+        data = self._load()
+        data[service + "/" + username] = password
+        json.dump(data, open(self.path, "w"))
+
+    def delete_password(self, service, username):
+        data = self._load()
+        data.pop(service + "/" + username, None)
+        json.dump(data, open(self.path, "w"))
+"""
+
+
+def test_the_os_keystore_holds_the_key_by_default(
+    make_app: Callable[..., App], tmp_path: Path
+) -> None:
+    pytest.importorskip("keyring")
+    (tmp_path / "testkeyring.py").write_text(KEYRING_BACKEND)
+    store = tmp_path / "keystore.json"
+    env = {
+        "PYTHON_KEYRING_BACKEND": "testkeyring.FileKeyring",
+        "PYTHONPATH": str(tmp_path),
+        "TEST_KEYRING_FILE": str(store),
+    }
+    app = make_app(update_every=3600, key=[], env=env)
+    app.call("POST", "/api/profile", {"name": "Ada"})
+    app.stop()
+    assert json.loads(store.read_text())  # the master key went to the keystore
+    assert not list(app.home.rglob("*.key")) and not (tmp_path / "kiosk.key").exists()
+    again = make_app(update_every=3600, key=[], env=env)
+    assert again.call("GET", "/api/state")["profiles"] == ["Ada"]  # the same key opens it
+
+
 # --- the page in headless Chromium ------------------------------------------------------
 
 
@@ -362,3 +563,73 @@ def test_page_in_headless_chromium(make_app: Callable[..., App], repo: Repo) -> 
     finally:
         driver.quit()
     assert_private_log(app, [name, *titles, guest_title])
+
+
+HOSTILE_PAGE = """<!doctype html><html><body>
+<form id="f" method="POST" action="KIOSK/api/erase" enctype="text/plain" target="sink">
+  <input name='{"name": "Ada", "x": "' value='"}'>
+</form>
+<iframe name="sink"></iframe>
+<script>
+(async () => {
+  const kiosk = "KIOSK", out = {};
+  try { out.read = await (await fetch(kiosk + "/api/recent")).text(); }
+  catch (e) { out.read = "blocked"; }
+  try { out.state = await (await fetch(kiosk + "/api/state")).text(); }
+  catch (e) { out.state = "blocked"; }
+  try {
+    await fetch(kiosk + "/api/erase", {method: "POST", mode: "no-cors",
+      headers: {"Content-Type": "text/plain"}, body: JSON.stringify({name: "Ada"})});
+    out.noCors = "sent";
+  } catch (e) { out.noCors = "blocked"; }
+  try {
+    const r = await fetch(kiosk + "/api/erase", {method: "POST",
+      headers: {"Content-Type": "application/json"}, body: JSON.stringify({name: "Ada"})});
+    out.cors = String(r.status);
+  } catch (e) { out.cors = "blocked"; }
+  document.getElementById("f").submit();
+  document.title = "done";
+  window.result = out;
+})();
+</script></body></html>"""
+
+
+def test_a_page_from_another_loopback_port_cannot_read_or_change_state(
+    make_app: Callable[..., App], tmp_path: Path
+) -> None:
+    """In headless Chromium: a page served from a second 127.0.0.1 port reads nothing of
+    the kiosk and changes nothing (fetch, no-cors fetch, a text/plain form post)."""
+    driver = _driver()
+    app = make_app(update_every=3600)
+    app.call("POST", "/api/profile", {"name": "Ada"})
+    app.call("POST", "/api/read", {"id": app.call("GET", "/api/articles")[0]["id"]})
+    site = tmp_path / "attacker"
+    site.mkdir()
+    (site / "index.html").write_text(HOSTILE_PAGE.replace("KIOSK", app.url))
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    handler = functools.partial(Quiet, directory=str(site))
+    attacker = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=attacker.serve_forever, daemon=True).start()
+    try:
+        driver.get(f"http://127.0.0.1:{attacker.server_port}/index.html")
+        deadline = time.monotonic() + 20
+        while driver.title != "done" and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(1.0)  # the form post lands in the iframe
+        result = driver.execute_script("return window.result")
+    finally:
+        driver.quit()
+        attacker.shutdown()
+        attacker.server_close()
+    assert result is not None, "the hostile page did not run"
+    assert result["read"] == "blocked" and result["state"] == "blocked", result
+    assert result["cors"] == "blocked", result  # the preflight is refused
+    state = app.call("GET", "/api/state")
+    assert state["profiles"] == ["Ada"] and state["visitor"] == "Ada"
+    assert len(app.call("GET", "/api/recent")) == 1
+    app.stop()
+    assert "POST /api/erase 200" not in app.log_text()

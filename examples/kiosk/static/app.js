@@ -3,12 +3,15 @@
 
 const $ = (id) => document.getElementById(id);
 let state = null;
+// The token the kiosk put in this page: a request that changes state must carry it, which
+// a page from another origin cannot read (nor send as JSON without the kiosk's consent).
+const token = document.querySelector('meta[name="kiosk-token"]').content;
 
 async function api(method, path, body) {
-  const init = { method, headers: {} };
-  if (body !== undefined) {
+  const init = { method, headers: { "X-Kiosk-Token": token }, credentials: "same-origin" };
+  if (method !== "GET") {
     init.headers["Content-Type"] = "application/json";
-    init.body = JSON.stringify(body);
+    init.body = JSON.stringify(body === undefined ? {} : body);
   }
   const response = await fetch(path, init);
   const payload = await response.json();

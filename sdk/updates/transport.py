@@ -1,9 +1,12 @@
 """The update client's transport: HTTP(S) GETs under one overall deadline, and the one
 place where python-tuf's and the OS's exceptions become the SDK's typed errors.
 
-The deadline covers the whole check, connection and headers included (a server that
-trickles its status line one byte at a time cannot hold the device past it), and every
-download is capped at the SDK-wide maximum on top of TUF's signed lengths.
+The deadline covers the whole check, connection and headers included: a watchdog shuts
+the socket down when it passes, so a server that trickles its status line one byte at a
+time cannot hold the device past it (a socket timeout alone bounds one recv(), not the
+many that read the headers). Every download is capped at the SDK-wide maximum on top of
+TUF's signed lengths. Not bounded by the deadline: the name lookup (``getaddrinfo`` cannot
+be interrupted); point the client at a host the device resolves quickly, or an address.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import errno
 import http.client
 import json
 import socket
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -71,6 +75,23 @@ class DeadlineFetcher(FetcherInterface):
             raise tuf_exc.SlowRetrievalError("update deadline passed")
         return min(left, self.socket_timeout)
 
+    def _watchdog(self, conn: http.client.HTTPConnection) -> threading.Timer:
+        """Shut the connection's socket down when the deadline passes, whatever the
+        connection is doing. A socket timeout bounds one recv() only: a server trickling
+        its status line and headers one byte a second never trips it, and http.client reads
+        them in many recv() calls without returning to us in between."""
+
+        def fire() -> None:
+            sock = conn.sock
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)  # unblocks a recv() in another thread
+
+        timer = threading.Timer(max(0.0, self.deadline - self.clock()), fire)
+        timer.daemon = True
+        timer.start()
+        return timer
+
     def _fetch(self, url: str) -> Iterator[bytes]:
         parts = urlsplit(url)
         conn_cls: type[http.client.HTTPConnection]
@@ -82,28 +103,35 @@ class DeadlineFetcher(FetcherInterface):
             raise tuf_exc.DownloadError("only http and https URLs are supported")
         path = parts.path + (f"?{parts.query}" if parts.query else "")
         conn = conn_cls(parts.hostname or "", parts.port, timeout=self._remaining())
+        watchdog = self._watchdog(conn)
         try:
             conn.request("GET", path or "/", headers={"User-Agent": "edgerec-updates"})
             # Kept: getresponse() drops conn.sock when the server closes after the body
             # (HTTP/1.0), but the response still reads from this socket.
             sock = conn.sock
             response = conn.getresponse()
-        except TimeoutError:
+        except (OSError, http.client.HTTPException) as exc:
+            watchdog.cancel()
             conn.close()
-            raise tuf_exc.SlowRetrievalError("the server did not answer in time") from None
+            if isinstance(exc, TimeoutError) or self.clock() >= self.deadline:
+                raise tuf_exc.SlowRetrievalError("the server did not answer in time") from None
+            raise tuf_exc.DownloadError(f"connection failed: {exc}") from None
         except BaseException:
+            watchdog.cancel()
             conn.close()
             raise
         if response.status >= 400:
+            watchdog.cancel()
             conn.close()
             raise tuf_exc.DownloadHTTPError(f"HTTP {response.status}", response.status)
-        return self._chunks(conn, sock, response)
+        return self._chunks(conn, sock, response, watchdog)
 
     def _chunks(
         self,
         conn: http.client.HTTPConnection,
         sock: socket.socket | None,
         response: http.client.HTTPResponse,
+        watchdog: threading.Timer,
     ) -> Iterator[bytes]:
         received = 0
         keep = bytearray()
@@ -114,9 +142,9 @@ class DeadlineFetcher(FetcherInterface):
                     sock.settimeout(timeout)
                 try:
                     chunk = response.read1(self.chunk_size)
-                except TimeoutError:
-                    raise tuf_exc.SlowRetrievalError("the server stalled") from None
                 except (OSError, http.client.HTTPException) as exc:
+                    if isinstance(exc, TimeoutError) or self.clock() >= self.deadline:
+                        raise tuf_exc.SlowRetrievalError("the server stalled") from None
                     raise tuf_exc.DownloadError(f"connection failed: {exc}") from None
                 if not chunk:
                     break
@@ -131,6 +159,7 @@ class DeadlineFetcher(FetcherInterface):
             self._remaining()  # a download that ends after the deadline still fails
             self.last_body = bytes(keep) if received <= 1 << 20 else b""
         finally:
+            watchdog.cancel()
             response.close()
             conn.close()
 

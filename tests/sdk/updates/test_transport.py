@@ -92,3 +92,28 @@ def test_slow_retrieval_hits_the_deadline(v1: Env, mode: str) -> None:
     start = time.monotonic()
     v1.rejected(UpdateTimeoutError, deadline_s=1.5)
     assert time.monotonic() - start < 4.0
+
+
+def _trickle_headers(h: Handler) -> bool:
+    """A server that sends its status line and headers one byte every 0.5 s (the audit's
+    slow-loris, faster), for every file it is asked for."""
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-Pad: " + b"p" * 200
+    try:
+        for byte in head:
+            h.wfile.write(bytes([byte]))
+            h.wfile.flush()
+            time.sleep(0.5)
+    except OSError:
+        pass  # the client hung up: what it should do
+    h.close_connection = True
+    return True
+
+
+def test_header_slow_loris_ends_within_the_deadline(v1: Env) -> None:
+    """Issue 17, item 11: the deadline also covers the status line and the headers; the
+    whole check ends within the deadline plus a second, as a typed UpdateTimeoutError."""
+    v1.publish(2)
+    v1.server.hostile(_trickle_headers)
+    start = time.monotonic()
+    v1.rejected(UpdateTimeoutError, deadline_s=3.0)
+    assert time.monotonic() - start < 3.0 + 1.0

@@ -5,7 +5,8 @@ active, and the only code that changes that (activate, roll back, repair at star
       history.db              the encrypted reading history (edgerec.history)
       models/<version>/       installed bundles (model.tflite + manifest.json)
       models/active.json      {"version": N, "previous": M}: the pointer to the active model
-                              (+ "rejected": R after a rollback from R)
+                              (+ "rejected": R after a rollback from R; + "probation": N
+                              until model N has served its first recommendations)
       models/.lock            one writer of models/ at a time (flock)
       tuf/                    the update client's trusted TUF metadata (edgerec.updates)
 
@@ -13,7 +14,10 @@ The pointer is replaced atomically (:func:`edgerec._fs.atomic_write`): a reader 
 old or the new pointer, never a mix. A bundle becomes active in three durable steps
 (:func:`activate`): its staging folder is fsynced and renamed to ``models/<N>``, the folder
 fsynced, then the pointer swapped with the old version kept as ``previous`` (the last
-known-good model). At start-up :func:`verified_active_model` re-verifies the active bundle
+known-good model) and the new one marked as on probation: whichever Recommender opens the
+home next (in this process or another, after a restart too) watches its first
+recommendations and rolls back on a failure, then records that it passed
+(:func:`finish_probation`). At start-up :func:`verified_active_model` re-verifies the active bundle
 against its manifest (length and sha256) and falls back to the previous one when it is
 damaged (reliability cases B3, B4).
 
@@ -57,6 +61,7 @@ __all__ = [
     "active_model_dir",
     "checked_home",
     "cleanup",
+    "finish_probation",
     "installed_status",
     "locked",
     "read_pointer",
@@ -120,11 +125,13 @@ def write_pointer(
     previous: int | None = None,
     *,
     rejected: int | None = None,
+    probation: bool = False,
     on_step: StepHook | None = None,
 ) -> None:
     """Replace ``models/active.json`` atomically: a reader sees the old or the new pointer.
 
-    ``rejected`` records the newest version rolled back from (not reinstalled by updates).
+    ``rejected`` records the newest version rolled back from (not reinstalled by updates);
+    ``probation`` marks ``version`` as not yet proven by its first recommendations.
     ``on_step`` is called with ``"pointer-temp"`` and ``"pointer-renamed"`` (crash tests).
 
     Raises:
@@ -141,6 +148,8 @@ def write_pointer(
         data["previous"] = previous
     if rejected is not None:
         data["rejected"] = rejected
+    if probation:
+        data["probation"] = version
     step = (lambda name: on_step(_POINTER_STEPS[name])) if on_step else None
     atomic_write(models / ACTIVE_FILE, json.dumps(data).encode() + b"\n", on_step=step)
 
@@ -161,12 +170,19 @@ class InstalledModels:
     active: int | None
     previous: int | None  # the last known-good model, what a rollback returns to
     rejected: int | None  # the newest version rolled back from (not reinstalled)
+    on_probation: bool = False  # the active model has not served its first calls yet
 
 
 def installed_status(home: Path) -> InstalledModels:
     """What the pointer says (reads one file; nothing is verified or repaired)."""
     pointer = read_pointer(home)
-    return InstalledModels(pointer.get("version"), pointer.get("previous"), pointer.get("rejected"))
+    active = pointer.get("version")
+    return InstalledModels(
+        active,
+        pointer.get("previous"),
+        pointer.get("rejected"),
+        active is not None and pointer.get("probation") == active,
+    )
 
 
 # --- changing what is installed (one writer at a time) ----------------------------------------
@@ -224,10 +240,27 @@ def activate(home: Path, staging: Path, version: int, step: StepHook) -> int | N
     fsync_dir(models)
     step("dir-fsynced")
     previous = read_pointer(home).get("version")
-    write_pointer(home, version, previous, on_step=step)
+    write_pointer(home, version, previous, probation=True, on_step=step)
     step("pointer-swapped")
     cleanup(home)
     return previous
+
+
+def finish_probation(home: Path, version: int) -> bool:
+    """Record that model ``version`` served its first recommendations without failing;
+    False when the pointer has moved on (another update or a rollback) or it was recorded
+    already.
+
+    Raises:
+        OSError: the pointer cannot be written (the probation then runs again next time).
+    """
+    with locked(home):
+        pointer = read_pointer(home)
+        if pointer.get("version") != version or pointer.get("probation") != version:
+            return False
+        write_pointer(home, version, pointer.get("previous"), rejected=pointer.get("rejected"))
+    log.info("model %d passed its probation", version)
+    return True
 
 
 def rollback(home: str | Path) -> int:

@@ -35,7 +35,13 @@ from .errors import (
 )
 from .features import parse_time
 from .history import ReadingHistory
-from .home import HISTORY_FILE, active_model_dir, checked_home
+from .home import (
+    HISTORY_FILE,
+    active_model_dir,
+    checked_home,
+    finish_probation,
+    installed_status,
+)
 from .model import Bundle
 from .ranking import READ_IDS_WINDOW, Ranker, Recommendation
 
@@ -114,10 +120,15 @@ class Recommender:
             profile=profile,
         )
         try:
-            return cls(folder, history, loaded, clock=clock)
+            rec = cls(folder, history, loaded, clock=clock)
         except BaseException:
             history.close()
             raise
+        if bundle is None and loaded is not None:
+            status = installed_status(folder)
+            if status.on_probation and status.active == loaded.manifest.model_version:
+                rec._probation = PROBATION_CALLS  # activated by another process or run
+        return rec
 
     @classmethod
     def open_guest(
@@ -340,6 +351,8 @@ class Recommender:
             failure = exc
         else:
             self._probation -= 1
+            if not self._probation and not self._guest:
+                self._record_probation_passed()
             return out
         version = self.model_version
         log.error(
@@ -349,6 +362,15 @@ class Recommender:
         )
         self._rollback_locked()
         return self._ranker.recommend(candidates, **options)
+
+    def _record_probation_passed(self) -> None:
+        version = self.model_version
+        if version is None:
+            return
+        try:
+            finish_probation(self._home, version)
+        except OSError as exc:  # the next Recommender runs the probation again: harmless
+            log.warning("could not record that model %s passed probation (%s)", version, exc)
 
     # -- model updates ----------------------------------------------------------------
 

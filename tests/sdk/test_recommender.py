@@ -257,6 +257,54 @@ def test_a_new_model_failing_its_first_inferences_is_rolled_back(
         assert rec.model_version == 3
 
 
+def test_probation_is_recorded_in_the_home_and_survives_a_restart(
+    tmp_path: Path, feed: list, channel: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 17, item 8: a model activated outside this Recommender (``edgerec update`` in
+    another process, or before a restart) is on probation for the next Recommender that
+    opens the home; a failure in its first calls rolls back, passing them is recorded."""
+    from edgerec import updates
+    from edgerec.home import installed_status
+    from edgerec.ranking import Ranker
+    from edgerec.recommender import PROBATION_CALLS
+
+    home = tmp_path / "home"
+    updates.check_for_update(home, channel["url"], trusted_root=channel["root"])
+    assert installed_status(home).on_probation  # model 1, never served yet
+    with _open(home, bundle=None) as rec:
+        rec.record_read(feed[0])
+        for _ in range(PROBATION_CALLS):
+            assert installed_status(home).on_probation
+            rec.recommend(feed[10:], k=5)
+    status = installed_status(home)
+    assert status.active == 1 and not status.on_probation  # passed, and recorded
+
+    _version(tmp_path, 2, channel["keys"], channel["repo"])
+    done = subprocess.run(  # the CLI in another process, as an updater service would
+        [sys.executable, "-m", "edgerec", "update", "--home", str(home), "--url", channel["url"]],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert installed_status(home).active == 2 and installed_status(home).on_probation
+    real = Ranker.recommend
+
+    def broken(self: Ranker, *args: Any, **kw: Any) -> Any:
+        if self.bundle is not None and self.bundle.manifest.model_version == 2:
+            raise RuntimeError("invoke failed")  # what a broken interpreter raises
+        return real(self, *args, **kw)
+
+    monkeypatch.setattr(Ranker, "recommend", broken)
+    with _open(home, bundle=None) as rec:  # a restart: the probation is still due
+        assert rec.model_version == 2
+        assert len(rec.recommend(feed[10:], k=5)) == 5  # answered by model 1
+        assert rec.model_version == 1
+    status = installed_status(home)
+    assert status.active == 1 and status.rejected == 2 and not status.on_probation
+
+
 def test_e7_recommending_opens_no_socket(
     tmp_path: Path, feed: list, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -56,11 +56,11 @@ def test_install_replace_rollback(env: Env) -> None:
     first = env.install()  # the real validation child
     assert first is not None and first.version == 1 and first.previous is None
     assert first.validation["golden_max_diff"] <= 1e-3
-    assert read_pointer(env.home) == {"version": 1}
+    assert read_pointer(env.home) == {"version": 1, "probation": 1}  # not served yet
     env.publish(2)
     second = env.install()
     assert second is not None and (second.version, second.previous) == (2, 1)
-    assert read_pointer(env.home) == {"version": 2, "previous": 1}
+    assert read_pointer(env.home) == {"version": 2, "previous": 1, "probation": 2}
     assert env.install() is None  # up to date
     assert updates.rollback(env.home) == 1
     assert read_pointer(env.home) == {"version": 1, "rejected": 2}

@@ -247,6 +247,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; never a traceback. An SDK error (and an OS error naming a file) is
+    one line and exit 1; anything else is a bug, reported by its type only (its message may
+    hold data) with exit 2; Ctrl-C exits 130."""
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
@@ -254,6 +257,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         print(f"edgerec: error: {type(exc).__name__}: {message}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("edgerec: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a bug: say so without a traceback or the message's data
+        print(
+            f"edgerec: internal error ({type(exc).__name__}); please report it",
+            file=sys.stderr,
+        )
+        return 2
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ import numpy.typing as npt
 
 from .errors import EdgerecError, InvalidInputError, InvalidTypeError
 from .features import FeatureSpec, hashing, parse_time
+from .features.values import check_int, check_number
 from .model import Bundle, ModelRunner
 
 __all__ = ["COLD_START_HALF_LIFE_H", "MAX_CANDIDATES", "Ranker", "Recommendation"]
@@ -327,12 +328,9 @@ class Ranker:
         freshness_half_life_h: float | None,
         diversity: float | None,
     ) -> list[Recommendation]:
-        if type(k) is not int:
-            raise InvalidTypeError(f"k must be an int, got {type(k).__name__}")
-        if k <= 0:
-            raise InvalidInputError("k must be >= 1")
-        if max_per_source is not None and (type(max_per_source) is not int or max_per_source < 1):
-            raise InvalidInputError("max_per_source must be None or an int >= 1")
+        k = check_int("k", k, 1)  # above the number of candidates: all of them
+        if max_per_source is not None:
+            max_per_source = check_int("max_per_source", max_per_source, 1)
         half_life = _positive("freshness_half_life_h", freshness_half_life_h)
         if diversity is not None:
             diversity = _unit_interval("diversity", diversity)
@@ -473,16 +471,11 @@ class Ranker:
 def _positive(name: str, value: object) -> float | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise InvalidTypeError(f"{name} must be a number, got {type(value).__name__}")
-    if not math.isfinite(value) or value <= 0:
+    number = check_number(name, value, 0.0)
+    if number <= 0:
         raise InvalidInputError(f"{name} must be a finite number > 0")
-    return float(value)
+    return number
 
 
 def _unit_interval(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise InvalidTypeError(f"{name} must be a number, got {type(value).__name__}")
-    if not math.isfinite(value) or not 0.0 <= value <= 1.0:
-        raise InvalidInputError(f"{name} must be in [0, 1]")
-    return float(value)
+    return check_number(name, value, 0.0, 1.0)

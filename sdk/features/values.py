@@ -44,6 +44,8 @@ __all__ = [
     "TOKEN_RE",
     "FieldValue",
     "check_fields",
+    "check_int",
+    "check_number",
     "check_string",
     "checked_value",
     "field_value",
@@ -140,6 +142,45 @@ def parse_time(value: object, where: str = "time", *, max_chars: int = MAX_TIME_
     if not MIN_TIME <= seconds < MAX_TIME:
         raise InvalidInputError(f"{where}: time outside years 1..9999")
     return seconds
+
+
+def check_number(where: str, value: object, lo: float = -math.inf, hi: float = math.inf) -> float:
+    """``value`` as a float if it is a real number (numpy scalars too, never ``bool``) in
+    ``[lo, hi]``: the SDK's one rule for numeric parameters (times go through
+    :func:`parse_time`). An integer too large for a float is out of range, not an
+    ``OverflowError``.
+
+    Raises:
+        InvalidTypeError: not a real number, or a ``bool``.
+        InvalidInputError: NaN, infinite, or outside ``[lo, hi]``.
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise InvalidTypeError(f"{where}: expected a number, got {type(value).__name__}")
+    try:
+        number = float(value)
+    except (OverflowError, ValueError):
+        raise InvalidInputError(f"{where}: out of range") from None
+    if not math.isfinite(number):
+        raise InvalidInputError(f"{where}: NaN or infinite")
+    if not lo <= number <= hi:
+        raise InvalidInputError(f"{where}: outside [{lo:g}, {hi:g}]")
+    return number
+
+
+def check_int(where: str, value: object, lo: int, hi: int | None = None) -> int:
+    """``value`` if it is an ``int`` (numpy integers too, never ``bool``) in ``[lo, hi]``
+    (no upper bound when ``hi`` is None; Python ints compare exactly however large).
+
+    Raises:
+        InvalidTypeError: not an integer, or a ``bool``.
+        InvalidInputError: outside the range.
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise InvalidTypeError(f"{where}: expected an int, got {type(value).__name__}")
+    number = int(value)
+    if number < lo or (hi is not None and number > hi):
+        raise InvalidInputError(f"{where}: outside [{lo}, {'...' if hi is None else hi}]")
+    return number
 
 
 def check_string(where: str, value: object, max_chars: int) -> str:

@@ -64,6 +64,7 @@ from .._json import StrictJSONError, loads_strict
 from ..errors import (
     BundleError,
     DownloadTooLargeError,
+    InvalidTypeError,
     ManifestFormatError,
     ManifestMismatchError,
     ModelFormatError,
@@ -71,6 +72,7 @@ from ..errors import (
     UpdateRejectedError,
     VersionRollbackError,
 )
+from ..features.values import check_int, check_number
 from ..home import (
     MODELS_DIR,
     STAGING_PREFIX,
@@ -251,6 +253,8 @@ def check_for_update(
         rolled back from it).
 
     Raises:
+        InvalidTypeError, InvalidInputError: a bad argument (a ``deadline_s`` that is not
+            a finite number of seconds, a ``max_bytes`` above the SDK cap).
         UpdateTimeoutError: past the deadline.
         UpdateStorageError: the device could not store it (disk full).
         UpdateRejectedError: one of its leaves (signature, expiry, rollback, mismatch, size,
@@ -259,6 +263,10 @@ def check_for_update(
     """
     step = on_step or (lambda name: None)
     home = checked_home(home)
+    if not isinstance(url, str) or not url:
+        raise InvalidTypeError("url must be a non-empty str")
+    check_number("deadline_s", deadline_s, 0.001, 7 * 86400.0)
+    check_int("max_bytes", max_bytes, 1, MAX_DOWNLOAD_BYTES)
     with locked(home) as models:
         cleanup(home)
         tuf_dir = _install_root(home, trusted_root)

@@ -24,6 +24,7 @@ from ..errors import (
     ModelValidationError,
     UpdateRejectedError,
 )
+from ..features.values import check_int, check_number
 
 __all__ = ["DEFAULT_LIMITS", "Limits", "validate_in_child"]
 
@@ -37,6 +38,14 @@ class Limits:
     wall_seconds: float = 60.0  # killed after this, whatever it is doing
     latency_budget_ms: float = 50.0  # median of 5 golden rank() calls
     memory_budget_mb: float = 200.0  # peak RSS of the child (Python + LiteRT + model: ~60)
+
+    def __post_init__(self) -> None:
+        """Raises InvalidTypeError/InvalidInputError for a limit that is not a sane number."""
+        check_int("cpu_seconds", self.cpu_seconds, 1, 86400)
+        check_int("address_space_mb", self.address_space_mb, 64, 1 << 20)
+        check_number("wall_seconds", self.wall_seconds, 0.1, 86400.0)
+        check_number("latency_budget_ms", self.latency_budget_ms, 0.0, 3.6e6)
+        check_number("memory_budget_mb", self.memory_budget_mb, 1.0, float(1 << 20))
 
 
 DEFAULT_LIMITS: Final = Limits()

@@ -145,3 +145,67 @@ def test_update_and_rollback_commands(tmp_path: Path, capsys: pytest.CaptureFixt
         assert capsys.readouterr().err.count("\n") == 1
     finally:
         server.close()
+
+
+def _hostile_inputs(tmp: Path, env: dict[str, Any]) -> list[list[str]]:
+    """Command lines an auditor's probe would try: huge numbers, NaN, missing and damaged
+    files, deep JSON, a home that is a file, a bundle that is a file."""
+    deep = tmp / "deep.jsonl"
+    deep.write_text("[" * 100_000 + "]" * 100_000 + "\n")
+    nested = tmp / "nested.jsonl"
+    nested.write_text('{"id": "x", "title": ' + "[" * 50_000 + "]" * 50_000 + "}\n")
+    binary = tmp / "binary.jsonl"
+    binary.write_bytes(b"\xff\xfe\x00\x01" * 100)
+    home_file = tmp / "home-is-a-file"
+    home_file.write_text("x")
+    bad_manifest = tmp / "bad-bundle"
+    bad_manifest.mkdir()
+    (bad_manifest / "manifest.json").write_text("[" * 100_000)
+    (bad_manifest / "model.tflite").write_bytes(b"x")
+    base = env["base"]
+    huge = str(10**400)
+    return [
+        ["recommend", *base, "--candidates", str(env["feed"]), "--k", huge],
+        ["recommend", *base, "--candidates", str(env["feed"]), "--k", "-" + huge],
+        ["recommend", *base, "--candidates", str(deep)],
+        ["recommend", *base, "--candidates", str(nested)],
+        ["recommend", *base, "--candidates", str(binary)],
+        ["recommend", *base, "--candidates", str(tmp / "missing.jsonl")],
+        ["recommend", "--home", str(home_file), "--key-file", base[3], "--candidates", "x"],
+        ["history", "list", *base, "--limit", huge],
+        ["history", "list", *base, "--limit", "-1"],
+        ["history", "add", *base, "--file", str(deep)],
+        ["inspect-model", str(bad_manifest)],
+        ["inspect-model", str(home_file)],
+        ["inspect-model", str(tmp / "missing")],
+        ["update", "--home", str(tmp / "h"), "--url", "http://127.0.0.1:9", "--deadline", "nan"],
+        ["update", "--home", str(tmp / "h"), "--url", "http://127.0.0.1:9", "--deadline", "1e400"],
+        ["update", "--home", str(tmp / "h"), "--url", "ftp://x", "--root", str(binary)],
+        ["update", "--home", str(home_file), "--url", "http://127.0.0.1:9"],
+        ["rollback", "--home", str(tmp / "nothing-installed")],
+        ["info", "--home", str(home_file)],
+    ]
+
+
+def test_the_cli_never_prints_a_traceback(env: dict[str, Any], tmp_path: Path) -> None:
+    """Issue 17, item 9: whatever the input, success or one line on stderr with exit
+    status 1 (2 for argparse's usage errors), never a Python traceback."""
+    assert main(["history", "add", *env["base"], "--file", str(env["reads"])]) == 0
+    for argv in _hostile_inputs(tmp_path, env):
+        done = subprocess.run(
+            [sys.executable, "-m", "edgerec", *argv],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        # LiteRT's own C++ log line ("INFO: Created TensorFlow Lite XNNPACK delegate") aside
+        err = "".join(
+            line for line in done.stderr.splitlines(True) if not line.startswith("INFO: ")
+        )
+        assert "Traceback" not in err, (argv, err[-2000:])
+        assert done.returncode in (0, 1, 2), (argv, done.returncode)  # 2: argparse usage
+        if done.returncode == 1:
+            assert err.startswith("edgerec: error: "), (argv, err)
+            assert len(err.strip().splitlines()) == 1, (argv, err)
+        assert "internal error" not in err, (argv, err)

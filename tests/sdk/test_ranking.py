@@ -220,19 +220,47 @@ def test_bad_candidates_are_typed_errors_and_cache_nothing(
 def test_too_many_candidates_and_bad_arguments(ranker: Ranker) -> None:
     with pytest.raises(InvalidInputError, match="limit"):
         _rec(ranker, [{"id": str(i)} for i in range(MAX_CANDIDATES + 1)])
-    for k in (0, -1):
-        with pytest.raises(InvalidInputError, match="k must"):
+    for k in (0, -1, -(10**400)):
+        with pytest.raises(InvalidInputError, match=r"^k: "):
             _rec(ranker, [{"id": "a"}], k=k)
-    with pytest.raises(InvalidTypeError, match="k must"):
-        _rec(ranker, [{"id": "a"}], k=2.0)
+    for k in (2.0, True, "3", None):
+        with pytest.raises(InvalidTypeError, match=r"^k: "):
+            _rec(ranker, [{"id": "a"}], k=k)
     with pytest.raises(InvalidInputError, match="freshness_half_life_h"):
         _rec(ranker, [{"id": "a"}], freshness_half_life_h=float("nan"))
     with pytest.raises(InvalidInputError, match="diversity"):
         _rec(ranker, [{"id": "a"}], diversity=1.5)
     with pytest.raises(InvalidTypeError, match="categories"):
         _rec(ranker, [{"id": "a"}], categories="sports")
-    # k above the candidate count is clamped, not an error.
+    # k above the candidate count is clamped, not an error, however large.
     assert len(_rec(ranker, [{"id": "a"}, {"id": "b"}], k=10)) == 2
+    assert len(_rec(ranker, [{"id": "a"}, {"id": "b"}], k=10**400)) == 2
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"freshness_half_life_h": 10**400},
+        {"freshness_half_life_h": -(10**400)},
+        {"diversity": 10**400},
+        {"max_per_source": 0},
+        {"now": 10**400},
+        {"now": -(10**400)},
+    ],
+    ids=lambda o: "-".join(f"{k}={str(v)[:6]}" for k, v in o.items()),
+)
+def test_d3_huge_integers_are_typed_errors(ranker: Ranker, options: dict[str, Any]) -> None:
+    """D3: an integer too large for a float is an InvalidInputError naming the parameter,
+    never an OverflowError."""
+    name = next(iter(options))
+    if name == "now":
+        from edgerec import parse_time
+
+        with pytest.raises(InvalidInputError, match=r"^now"):
+            parse_time(options["now"], "now")
+        return
+    with pytest.raises(InvalidInputError, match=name):
+        _rec(ranker, [{"id": "a"}], **options)
 
 
 def test_100k_candidates_are_refused_before_any_work(ranker: Ranker) -> None:

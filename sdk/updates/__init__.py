@@ -18,18 +18,24 @@ Example:
     >>> result.version if result else "up to date"  # doctest: +SKIP
 """
 
-from ..home import rollback, verified_active_model
-from .client import (
-    LATEST_TARGET,
-    TUF_DIR,
-    UpdateResult,
-    UpdateStatus,
-    bundle_target,
-    check_for_update,
-    update_status,
-)
-from .transport import MAX_DOWNLOAD_BYTES
-from .validation import Limits, validate_in_child
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the names below, imported on first use (see __getattr__)
+    from ..home import rollback, verified_active_model
+    from .client import (
+        LATEST_TARGET,
+        TUF_DIR,
+        UpdateResult,
+        UpdateStatus,
+        bundle_target,
+        check_for_update,
+        update_status,
+    )
+    from .transport import MAX_DOWNLOAD_BYTES
+    from .validation import Limits, validate_in_child
 
 __all__ = [
     "LATEST_TARGET",
@@ -45,3 +51,38 @@ __all__ = [
     "validate_in_child",
     "verified_active_model",
 ]
+
+# Where each public name lives. Imported lazily: the validation child
+# (``python -m edgerec.updates.child``) imports this package first and must not pull in
+# TUF and its HTTP stack (urllib3 even opens a socket at import to probe for IPv6).
+_HOMES = {
+    "rollback": "..home",
+    "verified_active_model": "..home",
+    "MAX_DOWNLOAD_BYTES": ".transport",
+    "Limits": ".validation",
+    "validate_in_child": ".validation",
+    **dict.fromkeys(
+        (
+            "LATEST_TARGET",
+            "TUF_DIR",
+            "UpdateResult",
+            "UpdateStatus",
+            "bundle_target",
+            "check_for_update",
+            "update_status",
+        ),
+        ".client",
+    ),
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_HOMES[name], __name__), name)
+    globals()[name] = value  # once
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

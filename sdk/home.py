@@ -62,9 +62,11 @@ __all__ = [
     "checked_home",
     "cleanup",
     "finish_probation",
+    "has_installed_models",
     "installed_status",
     "locked",
     "read_pointer",
+    "readable_model",
     "rollback",
     "verified_active_model",
     "write_pointer",
@@ -161,6 +163,29 @@ def active_model_dir(home: Path) -> Path | None:
         return None
     folder = home / MODELS_DIR / str(version)
     return folder if folder.is_dir() else None
+
+
+def has_installed_models(home: Path) -> bool:
+    """Whether anything is installed: a pointer that names a model, or a bundle folder."""
+    models = home / MODELS_DIR
+    if "version" in read_pointer(home):
+        return True
+    return models.is_dir() and any(p.name.isdigit() for p in models.iterdir())
+
+
+def readable_model(home: Path) -> Path | None:
+    """The active model's folder if it verifies, else the previous one's, else None;
+    changes nothing (what a guest session, which writes nothing, ranks with)."""
+    pointer = read_pointer(home)
+    for key in ("version", "previous"):
+        version = pointer.get(key)
+        if version is None:
+            continue
+        try:
+            return Bundle.load(home / MODELS_DIR / str(version)).path
+        except BundleError:
+            log.error("ModelFormatError: installed model %d is damaged", version)
+    return None
 
 
 @dataclass(frozen=True)
@@ -327,13 +352,19 @@ def verified_active_model(home: str | Path) -> Path | None:
         try:
             return Bundle.load(models / str(version)).path
         except BundleError as exc:
-            log.error("%s: active model %d is damaged", type(exc).__name__, version)
+            log.error(
+                "ModelFormatError: active model %d is damaged (%s)", version, type(exc).__name__
+            )
         previous = pointer.get("previous")
         if previous is not None:
             try:
                 path = Bundle.load(models / str(previous)).path
             except BundleError as exc:
-                log.error("%s: previous model %d is damaged", type(exc).__name__, previous)
+                log.error(
+                    "ModelFormatError: previous model %d is damaged (%s)",
+                    previous,
+                    type(exc).__name__,
+                )
             else:
                 write_pointer(home, previous, rejected=max(version, pointer.get("rejected", 0)))
                 cleanup(home)

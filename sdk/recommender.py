@@ -40,7 +40,10 @@ from .home import (
     active_model_dir,
     checked_home,
     finish_probation,
+    has_installed_models,
     installed_status,
+    readable_model,
+    verified_active_model,
 )
 from .model import Bundle
 from .ranking import READ_IDS_WINDOW, Ranker, Recommendation
@@ -150,7 +153,8 @@ class Recommender:
             InvalidTypeError, InvalidInputError: a bad argument; ``home`` is not an
                 existing folder.
             BundleError (and its leaves), RuntimeUnavailableError: the model cannot be used
-                (a damaged installed model is repaired by :meth:`open`, not here).
+                (a damaged active model is skipped for the previous one, read only;
+                :meth:`open` repairs the pointer).
         """
         if not isinstance(home, (str, Path)):
             raise InvalidTypeError(f"home must be a str or Path, got {type(home).__name__}")
@@ -158,8 +162,8 @@ class Recommender:
         if not folder.is_dir():
             raise InvalidInputError("home is not an existing folder")
         if bundle is None:
-            installed = active_model_dir(folder)
-            loaded = Bundle.load(installed) if installed is not None else None
+            good = readable_model(folder)  # read only: a guest repairs nothing
+            loaded = Bundle.load(good) if good is not None else None
         else:
             loaded = cls._load_bundle(folder, bundle)
         history = ReadingHistory.open_guest()
@@ -186,18 +190,18 @@ class Recommender:
             return bundle
         if bundle is None:
             installed = active_model_dir(home)
-            if installed is None:
+            if installed is not None:
+                try:
+                    return Bundle.load(installed)
+                except BundleError:
+                    pass
+            elif not has_installed_models(home):
                 return None
-            try:
-                return Bundle.load(installed)
-            except BundleError:
-                # Damaged on disk (power loss, bad sector): the update client re-verifies
-                # and falls back to the last known-good model. Imported here only: it
-                # pulls in TUF, which a normal start does not need.
-                from .updates import verified_active_model
-
-                good = verified_active_model(home)
-                return Bundle.load(good) if good is not None else None
+            # The pointer names a model that is missing (a rename lost with the power) or
+            # damaged (a bad sector), or the pointer itself is unreadable: re-verify and
+            # fall back to the last known-good model (B4), logged as a ModelFormatError.
+            good = verified_active_model(home)
+            return Bundle.load(good) if good is not None else None
         if not isinstance(bundle, (str, Path)):
             raise InvalidTypeError(
                 f"bundle must be a folder path or a Bundle, got {type(bundle).__name__}"

@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _env import hardware, pin_to_one_core
 
 from edgerec import HistoryEvent, ReadingHistory
-from edgerec.history import _encode_event
+from edgerec.history.store import _encode_event
 
 PRAGMAS = (
     "PRAGMA journal_mode = WAL",

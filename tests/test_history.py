@@ -40,8 +40,8 @@ from edgerec import (
     UnsupportedFormatError,
     WrongKeyError,
 )
-from edgerec import _history_crypto as hc
-from edgerec import history as history_mod
+from edgerec.history import crypto as hc
+from edgerec.history import store as history_mod
 
 from .history_support import (
     CANARIES,
@@ -541,7 +541,7 @@ def test_a9_without_counter_rollback_is_the_documented_limitation(
     shutil.copy(tmp_path / "old.db", path)
     with open_store(path) as h:  # opens: an authentic, older store
         assert h.verify() == 2
-    doc = history_mod.__doc__ or ""
+    doc = edgerec.history.__doc__ or ""
     assert "Without a counter, a rolled-back copy opens and\n  reads as valid" in doc
     readme = Path(__file__).parents[1] / "README.md"
     assert "Rollback: not detected without a counter." in readme.read_text(encoding="utf-8")

@@ -37,7 +37,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
-from .errors import IntegrityError, UnsupportedFormatError, WrongKeyError
+from ..errors import IntegrityError, UnsupportedFormatError, WrongKeyError
 
 __all__ = [
     "AAD_PREFIX",

@@ -16,7 +16,7 @@ from __future__ import annotations
 import sqlite3
 from typing import TYPE_CHECKING, Final
 
-from .errors import (
+from ..errors import (
     HistoryError,
     ReadOnlyStorageError,
     StorageBusyError,

@@ -1,0 +1,57 @@
+"""Encrypted on-device reading history: :class:`ReadingHistory`.
+
+Example:
+    >>> import os, tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "history.db")
+    >>> key = bytes(range(32))                      # from the host; never stored here
+    >>> with ReadingHistory.open(path, key=key, profile="alice") as h:
+    ...     seq = h.record({"id": "N1", "title": "Hello"}, at=1_700_000_000.0, dwell_s=12.5)
+    ...     [(e.article_id, e.features["title"], e.at) for e in h.recent(10)]
+    [('N1', 'Hello', 1700000000.0)]
+
+What is protected, and how:
+
+* Every event (article id, the article's feature strings, time, dwell) is one AES-256-GCM
+  ciphertext with a fresh random 96-bit nonce, bound by associated data to the profile,
+  its sequence number, the key id and the record format. No column holds reading data in
+  plaintext; profile names are encrypted too and rows name a profile by a keyed,
+  pseudonymous id. Visible to whoever can read the file: the number of profiles and of
+  events, ciphertext sizes, sequence numbers, key ids, file times.
+* Keys: the host's master key (``key=`` raw 32 bytes, ``passphrase=`` through scrypt, or
+  ``keyring_service=`` for the OS keystore through the optional ``keyring`` package) wraps a
+  random store key, which wraps each profile's data key(s) and MAC key. A key-check canary
+  turns a wrong master key into :class:`~edgerec.WrongKeyError` at open; a store is never
+  created over an existing file. :meth:`ReadingHistory.rotate_master_key` re-wraps only the
+  store key (O(1)); :meth:`ReadingHistory.rotate_profile_key` re-encrypts every row of the
+  profile in batches that survive kill -9 and resume on the next open.
+* Integrity: each profile has a head record (row count, last seq, the XOR of keyed row MACs,
+  key uses) under an HMAC. Flipped bits and swapped ciphertexts fail authentication
+  (:class:`~edgerec.IntegrityError` naming the seq, never partial plaintext); deleted,
+  truncated or replaced rows fail :meth:`~ReadingHistory.verify` and every full read.
+* Rollback of the whole file (an older copy of DB + WAL) is detected only with a host
+  ``counter`` (an object with ``read() -> int`` and ``advance(value: int)``, e.g. backed by
+  a TPM NV counter or a server): every write bumps a MAC'd generation in the store and then
+  advances the counter; an open that finds the store behind the counter raises
+  :class:`~edgerec.RollbackDetectedError`. **Without a counter, a rolled-back copy opens and
+  reads as valid** (it is authentic, only old): that is the documented limitation. Once a
+  store is used with a counter, keep passing it.
+* Durability: WAL, ``synchronous=FULL`` by default (every acknowledged write survives power
+  loss, if the disk honours fsync), ``busy_timeout`` then :class:`~edgerec.StorageBusyError`.
+
+Profiles: one handle has exactly one active profile, and only that profile's data key and
+MAC key are unwrapped; :meth:`ReadingHistory.switch_profile` drops them before loading the
+next profile's (CPython cannot scrub freed memory; the references are dropped). Opening one
+handle per profile works too: handles in threads or processes share the file safely.
+
+Limits (checked before encrypting; :class:`~edgerec.InvalidInputError` naming the
+parameter): article id ≤ 256 characters; each feature string ≤ 16,384 characters; at most
+256 entities; the encoded event ≤ 256 KiB; times are epoch seconds (UTC) in [0, year 10000)
+or aware datetimes (naive datetimes are refused, not guessed); dwell is a finite number of
+seconds in [0, 10^7]. Strings are stored exactly as given (no normalization); lone
+surrogates are refused. Feature fields kept: source, category, subcategory, title,
+abstract, published_at, entities; other keys of the article are ignored.
+"""
+
+from .store import HistoryEvent, MonotonicCounter, ReadingHistory
+
+__all__ = ["HistoryEvent", "MonotonicCounter", "ReadingHistory"]

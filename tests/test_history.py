@@ -40,8 +40,9 @@ from edgerec import (
     UnsupportedFormatError,
     WrongKeyError,
 )
+from edgerec.features.values import MAX_TIME
+from edgerec.history import connection, keys, limits
 from edgerec.history import crypto as hc
-from edgerec.history import store as history_mod
 
 from .history_support import (
     CANARIES,
@@ -238,7 +239,7 @@ def test_passphrase_round_trip_and_wrong_passphrase(path: Path) -> None:
 
 
 def test_default_scrypt_cost_is_strong(path: Path) -> None:
-    assert history_mod.DEFAULT_SCRYPT_N == 2**15
+    assert keys.DEFAULT_SCRYPT_N == 2**15
     open_store(path, passphrase="pw").close()
     with raw_sql(path) as conn:
         kdf = json.loads(
@@ -962,18 +963,18 @@ def test_e6_switch_drops_the_previous_profile_state(path: Path) -> None:
     with open_store(path, profile="a") as h:
         h.record(article(1))
         h.recent(1)
-        assert h._head_cache is not None and h._profile is not None
+        assert h._profile is not None and h._profile.head_cache is not None
         previous = h._profile
         h.switch_profile("b")
         assert h._profile is not previous and h._profile.name == "b"
-        assert h._head_cache is None or h._head_cache[1].count == 0
+        assert h._profile.head_cache is None or h._profile.head_cache[1].count == 0
 
 
 def test_d7_network_filesystem_is_warned(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(history_mod, "filesystem_type", lambda folder: "nfs4")
+    monkeypatch.setattr(connection, "filesystem_type", lambda folder: "nfs4")
     with pytest.warns(RuntimeWarning, match="network filesystem"):
         open_store(path).close()
-    assert history_mod.filesystem_type(Path("/")) != ""  # the real probe finds a type
+    assert connection.filesystem_type(Path("/")) != ""  # the real probe finds a type
 
 
 def test_a2_real_keyring_package_with_memory_backend(
@@ -1147,8 +1148,8 @@ def shared_store(tmp_path_factory: pytest.TempPathFactory) -> Any:
             "unknown_field": _text,
         },
     ),
-    at=st.floats(0, history_mod.MAX_TIME, exclude_max=True),
-    dwell=st.none() | st.floats(0, history_mod.MAX_DWELL_S),
+    at=st.floats(0, MAX_TIME, exclude_max=True),
+    dwell=st.none() | st.floats(0, limits.MAX_DWELL_S),
 )
 def test_any_valid_event_round_trips_exactly(
     shared_store: ReadingHistory, doc: dict[str, Any], at: float, dwell: float | None

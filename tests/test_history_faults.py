@@ -165,7 +165,7 @@ def die_at_first_checkpoint(h: Any) -> None:
     def die() -> None:
         os.kill(os.getpid(), 9)
 
-    h._checkpoint = die  # after the key is destroyed and the rows deleted, before the scrub
+    h._db.checkpoint = die  # after the key is destroyed and the rows deleted, before the scrub
 
 
 def check_after_erase(path: Path, blobs: list[bytes]) -> None:
@@ -380,11 +380,11 @@ class FailingConnection:
 def test_b8_io_errors_are_typed_and_not_retried(path: Path, fail_on: str) -> None:
     h = open_store(path)
     h.record(article(1))
-    real = h._conn
-    h._conn = FailingConnection(real, fail_on)  # type: ignore[assignment]
+    real = h._db.conn
+    h._db.conn = FailingConnection(real, fail_on)  # type: ignore[assignment]
     with pytest.raises(StorageIOError):
         h.record(article(2))
-    h._conn = real
+    h._db.conn = real
     assert not real.in_transaction
     h.close()
     with open_store(path) as h2:  # state unchanged after reopen

@@ -50,8 +50,28 @@ or aware datetimes (naive datetimes are refused, not guessed); dwell is a finite
 seconds in [0, 10^7]. Strings are stored exactly as given (no normalization); lone
 surrogates are refused. Feature fields kept: source, category, subcategory, title,
 abstract, published_at, entities; other keys of the article are ignored.
+
+Where each job lives (each module's docstring says what it owns and what it may touch):
+
+* :mod:`~edgerec.history.store`: :class:`ReadingHistory`, the public verbs, in order;
+* :mod:`~edgerec.history.limits`: every limit, the argument checks, the handle's options;
+* :mod:`~edgerec.history.events`: :class:`HistoryEvent` and the event codec (the plaintext);
+* :mod:`~edgerec.history.crypto`: every encryption, decryption, wrap and MAC; the key
+  hierarchy and the record layout;
+* :mod:`~edgerec.history.keys`: master-key sources (raw, scrypt, OS keystore), the KDF
+  record, the key-check canary, the store key and its subkeys;
+* :mod:`~edgerec.history.profiles`: pseudonyms, encrypted names, per-profile keys, head
+  records and their MACs;
+* :mod:`~edgerec.history.rollback`: the MAC'd generation and :class:`MonotonicCounter`;
+* :mod:`~edgerec.history.maintenance`: retention pruning, erasure, both key rotations;
+* :mod:`~edgerec.history.connection`: the SQLite file, pragmas, transactions, network-FS
+  check, quarantine, and the one translation of ``sqlite3`` errors;
+* :mod:`~edgerec.history.schema`: tables, migrations, the format and ``store_meta``
+  records.
 """
 
-from .store import HistoryEvent, MonotonicCounter, ReadingHistory
+from .events import HistoryEvent
+from .rollback import MonotonicCounter
+from .store import ReadingHistory
 
 __all__ = ["HistoryEvent", "MonotonicCounter", "ReadingHistory"]

@@ -1,8 +1,10 @@
 """The sharp layer under :mod:`edgerec.history`: master keys, key wrapping, AEAD, MACs.
 
-Everything here works on bytes; the public layer validates input and translates errors.
-Exceptions from ``cryptography`` are caught *here* and turned into edgerec errors, with
-messages that hold no key bytes and no plaintext.
+Everything here works on bytes; the modules above validate input. This is the only module
+of the SDK that encrypts or decrypts (``git grep AESGCM sdk`` finds nothing else), and
+:func:`open_records` is the only place an event record is decrypted. Exceptions from
+``cryptography`` are caught *here* and turned into edgerec errors, with messages that hold
+no key bytes and no plaintext.
 
 Key hierarchy::
 
@@ -21,6 +23,9 @@ Record layout (one AES-256-GCM ciphertext per event)::
 
     blob = version (1 byte) || nonce (12 bytes) || ciphertext || tag (16 bytes)
     aad  = b"edgerec/history/event" || version || profile id || seq (8) || key id (4)
+
+A wrapped secret (a key, the canary, a profile name) is ``nonce (12) || ciphertext || tag``
+under its wrapping key, with associated data naming what it is and whose.
 """
 
 from __future__ import annotations
@@ -28,8 +33,8 @@ from __future__ import annotations
 import hmac
 import struct
 import unicodedata
-from collections.abc import Callable
-from typing import Final
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Final, TypeAlias
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -42,16 +47,22 @@ from ..errors import IntegrityError, UnsupportedFormatError, WrongKeyError
 __all__ = [
     "AAD_PREFIX",
     "KEY_BYTES",
+    "MAX_KEY_ID",
+    "MAX_SEQ",
     "MIN_RECORD",
     "NONCE_BYTES",
     "RECORD_VERSION",
     "SEQ_KEY",
+    "DataKey",
     "RandomBytes",
+    "Row",
+    "check_rows",
+    "data_key",
     "derive_passphrase_key",
     "event_aad",
     "hkdf",
     "mac",
-    "open_record",
+    "open_records",
     "seal_record",
     "unwrap",
     "wrap",
@@ -63,8 +74,16 @@ NONCE_BYTES: Final = 12
 TAG_BYTES: Final = 16
 RECORD_VERSION: Final = 1
 KEY_CHECK_PLAINTEXT: Final = b"edgerec/history/key-check/v1"
+# The AAD packs seq in 8 bytes (signed range: SQLite's INTEGER) and the key id in 4.
+MAX_SEQ: Final = 2**63 - 1
+MAX_KEY_ID: Final = 2**32 - 1
 
 RandomBytes = Callable[[int], bytes]
+# A data key with its AES key schedule computed once (a profile encrypts thousands of
+# records under one key; building the schedule per record would double the cost).
+DataKey: TypeAlias = AESGCM
+# An event row as stored in the ``events`` table: (seq, key id, blob).
+Row: TypeAlias = tuple[int, int, bytes]
 
 
 def derive_passphrase_key(passphrase: str, salt: bytes, n: int, r: int, p: int) -> bytes:
@@ -97,18 +116,28 @@ def xor32(a: bytes, b: bytes) -> bytes:
     return (int.from_bytes(a, "big") ^ int.from_bytes(b, "big")).to_bytes(32, "big")
 
 
-def wrap(master: bytes, secret: bytes, aad: bytes, random_bytes: RandomBytes) -> bytes:
-    """Encrypt a key (or the key-check canary) under the master key."""
+def data_key(raw: bytes) -> DataKey:
+    """The AEAD of one profile data key (32 raw bytes)."""
+    return AESGCM(raw)
+
+
+def wrap(key: bytes, secret: bytes, aad: bytes, random_bytes: RandomBytes) -> bytes:
+    """Encrypt a small secret (a key, the key-check canary, a profile name) under ``key``."""
     nonce = random_bytes(NONCE_BYTES)
-    return nonce + AESGCM(master).encrypt(nonce, secret, aad)
+    return nonce + AESGCM(key).encrypt(nonce, secret, aad)
 
 
-def unwrap(master: bytes, blob: bytes, aad: bytes, *, what: str) -> bytes:
-    """Decrypt a wrapped key. A failure on the key-check canary is a wrong master key; on
-    anything else it is tampering (the canary already proved the master key)."""
+def unwrap(key: bytes, blob: bytes, aad: bytes, *, what: str) -> bytes:
+    """Decrypt a wrapped secret. A failure on the key-check canary is a wrong master key; on
+    anything else it is tampering (the canary already proved the master key).
+
+    Raises:
+        WrongKeyError: ``what`` is ``"key-check"`` and ``key`` is not the master key.
+        IntegrityError: any other wrapped secret failed authentication.
+    """
     try:
-        return AESGCM(master).decrypt(blob[:NONCE_BYTES], blob[NONCE_BYTES:], aad)
-    except (InvalidTag, ValueError):
+        return AESGCM(key).decrypt(blob[:NONCE_BYTES], blob[NONCE_BYTES:], aad)
+    except (InvalidTag, ValueError):  # ValueError: a nonce cut short by tampering
         if what == "key-check":
             raise WrongKeyError("the master key does not open this history store") from None
         raise IntegrityError(f"the wrapped {what} failed authentication") from None
@@ -120,11 +149,12 @@ MIN_RECORD: Final = 1 + NONCE_BYTES + TAG_BYTES
 
 
 def event_aad(pid: bytes, seq: int, key_id: int) -> bytes:
+    """The associated data of one event record (binds profile, seq, key id, format)."""
     return AAD_PREFIX + pid + SEQ_KEY(seq, key_id)
 
 
 def seal_record(
-    aead: AESGCM,
+    aead: DataKey,
     pid: bytes,
     seq: int,
     key_id: int,
@@ -140,17 +170,65 @@ def seal_record(
     return bytes([RECORD_VERSION]) + nonce + body
 
 
-def open_record(aead: AESGCM | None, pid: bytes, seq: int, key_id: int, blob: bytes) -> bytes:
-    """Decrypt one event or raise ``IntegrityError(seq=...)``; never partial plaintext."""
-    if not isinstance(blob, bytes) or len(blob) < MIN_RECORD:
+def check_rows(rows: Iterable[Sequence[object]]) -> list[Row]:
+    """Event rows as the record layout allows them; anything else in the columns (NULL,
+    text, a float, a seq or key id the AAD cannot hold) is tampering.
+
+    Raises:
+        IntegrityError: a row's seq, key id or blob has the wrong type or range.
+    """
+    return [_row(*row) for row in rows]
+
+
+def _row(seq: object, key_id: object, blob: object) -> Row:
+    if type(seq) is not int or not 0 < seq <= MAX_SEQ:
+        raise IntegrityError("an event row has an invalid sequence number")
+    if type(key_id) is not int or not 0 <= key_id <= MAX_KEY_ID or type(blob) is not bytes:
         raise IntegrityError(f"event seq={seq} is malformed", seq=seq)
-    if blob[0] != RECORD_VERSION:
-        raise UnsupportedFormatError(
-            f"event seq={seq} has record format {blob[0]}; this SDK reads {RECORD_VERSION}"
-        )
-    if aead is None:
-        raise IntegrityError(f"event seq={seq} names a key this profile does not have", seq=seq)
-    try:
-        return aead.decrypt(blob[1:13], blob[13:], AAD_PREFIX + pid + SEQ_KEY(seq, key_id))
-    except InvalidTag:
-        raise IntegrityError(f"event seq={seq} failed authentication", seq=seq) from None
+    return seq, key_id, blob
+
+
+def open_records(
+    keys: Mapping[int, DataKey],
+    pid: bytes,
+    rows: Iterable[Sequence[object]],
+    *,
+    last_seq: int,
+) -> Iterator[tuple[int, int, bytes, bytes]]:
+    """Decrypt event rows lazily, in the order given: ``(seq, key_id, blob, plaintext)``.
+
+    The one decryption of a record, on the ranker's hot path (the newest ``L`` events per
+    recommendation): a caller that stops early (age pruning) decrypts no further row.
+    Each row is authenticated before it is yielded; a fault names the row's seq and yields
+    nothing of it (no partial plaintext).
+
+    Args:
+        keys: the profile's data keys by key id.
+        pid: the profile's pseudonymous id (part of the AAD).
+        rows: ``(seq, key_id, blob)`` as read from the ``events`` table, unchecked.
+        last_seq: the head record's last seq; a row past it is not the profile's.
+
+    Raises:
+        IntegrityError: a malformed row, a seq outside the head record, a key id the
+            profile does not have, or a failed authentication.
+        UnsupportedFormatError: the record's version byte is unknown.
+    """
+    prefix = AAD_PREFIX + pid
+    for raw in rows:
+        seq, key_id, blob = _row(*raw)
+        if seq > last_seq:
+            raise IntegrityError(f"event seq={seq} is outside the head record", seq=seq)
+        if len(blob) < MIN_RECORD:
+            raise IntegrityError(f"event seq={seq} is malformed", seq=seq)
+        if blob[0] != RECORD_VERSION:
+            raise UnsupportedFormatError(
+                f"event seq={seq} has record format {blob[0]}; this SDK reads {RECORD_VERSION}"
+            )
+        aead = keys.get(key_id)
+        if aead is None:
+            raise IntegrityError(f"event seq={seq} names a key this profile does not have", seq=seq)
+        try:
+            plain = aead.decrypt(blob[1:13], blob[13:], prefix + SEQ_KEY(seq, key_id))
+        except InvalidTag:
+            raise IntegrityError(f"event seq={seq} failed authentication", seq=seq) from None
+        yield seq, key_id, blob, plain

@@ -40,7 +40,7 @@ from edgerec import (
     UnsupportedFormatError,
     WrongKeyError,
 )
-from edgerec.features.values import MAX_TIME
+from edgerec.features.values import MAX_TIME, MIN_TIME
 from edgerec.history import connection, keys, limits
 from edgerec.history import crypto as hc
 
@@ -683,10 +683,13 @@ def test_d2_huge_input_checked_before_encrypting(
         ({"at": math.nan}, InvalidInputError, "at"),
         ({"at": math.inf}, InvalidInputError, "at"),
         ({"at": -math.inf}, InvalidInputError, "at"),
-        ({"at": -1.0}, InvalidInputError, "at"),
+        ({"at": MIN_TIME - 1.0}, InvalidInputError, "at"),  # before year 1
         ({"at": 253402300800.0}, InvalidInputError, "at"),
+        ({"at": 10**400}, InvalidInputError, "at"),  # float() overflows
         ({"at": True}, InvalidTypeError, "at"),
-        ({"at": "2026-01-01"}, InvalidTypeError, "at"),
+        ({"at": "2026-01-01"}, InvalidInputError, "at"),  # naive
+        ({"at": "yesterday"}, InvalidInputError, "at"),
+        ({"at": {"t": 1}}, InvalidTypeError, "at"),
         ({"at": b"1"}, InvalidTypeError, "at"),
         ({"at": np.bool_(True)}, InvalidTypeError, "at"),
         ({"at": datetime(2026, 1, 1)}, InvalidInputError, "at"),
@@ -716,6 +719,63 @@ def test_d3_valid_time_forms_normalised_to_utc(path: Path) -> None:
         h.record(article(4), at=0)
         got = [e.at for e in h.recent(4)]
     assert got == [0.0, 12.5, datetime(2026, 1, 1, tzinfo=UTC).timestamp(), 253402297200.0]
+
+
+def test_at_iso_string_equals_the_epoch_value(path: Path) -> None:
+    """The SDK's one time rule: record(at=ISO) as recommend(now=ISO) (edgerec.parse_time)."""
+    with open_store(path) as h:
+        h.record(article(1), at="2026-12-02T08:00:00Z")
+        h.record(article(2), at="2026-12-02T10:00:00+02:00")
+        h.record(article(3), at=1_796_198_400)
+        got = [e.at for e in h.recent(3)]
+    assert got == [1_796_198_400.0] * 3 == [edgerec.parse_time("2026-12-02T08:00:00Z")] * 3
+
+
+def test_article_is_checked_by_the_shared_validator(path: Path) -> None:
+    """The history checks an article with edgerec.features.values.check_fields: the same
+    types, rules and messages as featurize, with the history's own limits."""
+    from edgerec.features.values import check_fields
+    from edgerec.history.events import STORED_FIELDS
+
+    edgerec.FeatureSpec(fields=STORED_FIELDS)  # a valid field description
+    bad = {"id": "a", "published_at": "2026-13-45T00:00:00Z"}
+    with pytest.raises(InvalidInputError) as shared:
+        check_fields(bad, STORED_FIELDS)
+    with open_store(path) as h:
+        with pytest.raises(InvalidInputError) as ours:
+            h.record(bad)
+        assert str(ours.value) == str(shared.value)
+
+
+@pytest.mark.parametrize(
+    "published",
+    ["2026-13-45T00:00:00Z", "2026-01-01T00:00:00", "last week", "9" * 65, math.nan, True],
+)
+def test_bad_published_at_is_refused(path: Path, published: Any) -> None:
+    with open_store(path) as h:
+        with pytest.raises((InvalidInputError, InvalidTypeError)) as err:
+            h.record({"id": "a", "published_at": published})
+        assert str(err.value).startswith("article['published_at']")
+        assert len(h) == 0
+
+
+def test_published_at_string_is_stored_as_given_once_it_parsed(path: Path) -> None:
+    given = "2026-12-02T10:00:00+02:00"
+    with open_store(path) as h:
+        h.record({"id": "a", "published_at": given})
+        h.record({"id": "b", "published_at": datetime(2026, 12, 2, 8, tzinfo=UTC)})
+        b, a = h.recent(2)
+    assert a.features["published_at"] == given
+    assert b.features["published_at"] == 1_796_198_400.0
+
+
+def test_empty_fields_are_left_out_and_lists_stay_whole(path: Path) -> None:
+    with open_store(path) as h:
+        h.record({"id": "a", "title": "", "entities": ["", "Q1", "Q2"], "source": "s"})
+        h.record({"id": "b", "entities": ["Q"] * 256})
+        b, a = h.recent(2)
+    assert a.features == {"source": "s", "entities": ["Q1", "Q2"]}
+    assert b.features["entities"] == ["Q"] * 256  # all of them: slots never cut the list
 
 
 @pytest.mark.parametrize(
@@ -1144,11 +1204,14 @@ def shared_store(tmp_path_factory: pytest.TempPathFactory) -> Any:
             "category": _text,
             "source": _text,
             "entities": st.lists(_text, max_size=4),
-            "published_at": st.one_of(_text, st.floats(0, 4e9)),
+            "published_at": st.one_of(
+                st.datetimes(timezones=st.just(UTC)).map(datetime.isoformat),
+                st.floats(MIN_TIME, MAX_TIME, exclude_max=True),
+            ),
             "unknown_field": _text,
         },
     ),
-    at=st.floats(0, MAX_TIME, exclude_max=True),
+    at=st.floats(MIN_TIME, MAX_TIME, exclude_max=True),
     dwell=st.none() | st.floats(0, limits.MAX_DWELL_S),
 )
 def test_any_valid_event_round_trips_exactly(
@@ -1156,7 +1219,12 @@ def test_any_valid_event_round_trips_exactly(
 ) -> None:
     seq = shared_store.record(doc, at=at, dwell_s=dwell)
     (event,) = shared_store.recent(1)
-    expected = {k: v for k, v in doc.items() if k not in ("id", "unknown_field")}
+    # Exactly as given; empty strings and entities are left out (the featurizer's "missing").
+    expected = {}
+    for name, value in doc.items():
+        kept = [e for e in value if e] if name == "entities" else value
+        if name not in ("id", "unknown_field") and kept not in ("", []):
+            expected[name] = kept
     assert (event.seq, event.article_id, event.features, event.at, event.dwell_s) == (
         seq,
         doc["id"],

@@ -6,8 +6,9 @@ Example:
     >>> key = bytes(range(32))                      # from the host; never stored here
     >>> with ReadingHistory.open(path, key=key, profile="alice") as h:
     ...     seq = h.record({"id": "N1", "title": "Hello"}, at=1_700_000_000.0, dwell_s=12.5)
-    ...     [(e.article_id, e.features["title"], e.at) for e in h.recent(10)]
-    [('N1', 'Hello', 1700000000.0)]
+    ...     seq = h.record({"id": "N2"}, at="2026-12-02T08:00:00Z")
+    ...     [(e.article_id, e.features.get("title"), e.at) for e in h.recent(10)]
+    [('N2', None, 1796198400.0), ('N1', 'Hello', 1700000000.0)]
 
 What is protected, and how:
 
@@ -43,19 +44,27 @@ MAC key are unwrapped; :meth:`ReadingHistory.switch_profile` drops them before l
 next profile's (CPython cannot scrub freed memory; the references are dropped). Opening one
 handle per profile works too: handles in threads or processes share the file safely.
 
-Limits (checked before encrypting; :class:`~edgerec.InvalidInputError` naming the
-parameter): article id ≤ 256 characters; each feature string ≤ 16,384 characters; at most
-256 entities; the encoded event ≤ 256 KiB; times are epoch seconds (UTC) in [0, year 10000)
-or aware datetimes (naive datetimes are refused, not guessed); dwell is a finite number of
-seconds in [0, 10^7]. Strings are stored exactly as given (no normalization); lone
-surrogates are refused. Feature fields kept: source, category, subcategory, title,
-abstract, published_at, entities; other keys of the article are ignored.
+Limits (checked before encrypting; :class:`~edgerec.InvalidInputError` or
+:class:`~edgerec.InvalidTypeError` naming the parameter, never holding its value): the
+article goes through the SDK's one article validator, the rules of
+:func:`edgerec.featurize`, with the history's limits: article id ≤ 256 characters; each
+other string ≤ 16,384 characters; at most 256 entities; the encoded event ≤ 256 KiB.
+Times (``at``, ``published_at``) follow the SDK's one time rule (:func:`edgerec.parse_time`):
+epoch seconds, an aware datetime or an ISO-8601 string with an offset
+(``"2026-12-02T08:00:00Z"``), years 1..9999; naive times are refused, not guessed. Dwell is
+a finite number of seconds in [0, 10^7]. Strings are stored exactly as given (no
+normalization; a ``published_at`` string as given once it parsed); lone surrogates are
+refused; empty fields and empty entities are left out. Fields kept: source, category,
+subcategory, title, abstract, published_at, entities; other keys of the article are
+ignored.
 
 Where each job lives (each module's docstring says what it owns and what it may touch):
 
 * :mod:`~edgerec.history.store`: :class:`ReadingHistory`, the public verbs, in order;
 * :mod:`~edgerec.history.limits`: every limit, the argument checks, the handle's options;
-* :mod:`~edgerec.history.events`: :class:`HistoryEvent` and the event codec (the plaintext);
+* :mod:`~edgerec.history.events`: :class:`HistoryEvent`, the fields kept (described as
+  :class:`~edgerec.FieldSpec`, checked by the SDK's one article validator) and the event
+  codec (the plaintext);
 * :mod:`~edgerec.history.crypto`: every encryption, decryption, wrap and MAC; the key
   hierarchy and the record layout;
 * :mod:`~edgerec.history.keys`: master-key sources (raw, scrypt, OS keystore), the KDF

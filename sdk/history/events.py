@@ -1,10 +1,18 @@
-"""What one reading event is: :class:`HistoryEvent`, and the codec of the plaintext inside
-each record's ciphertext.
+"""What one reading event is: the fields it keeps, :class:`HistoryEvent`, and the codec
+of the plaintext inside each record's ciphertext.
 
-Owns: the fields an event keeps, :class:`HistoryEvent`, the encoding and decoding of an
-event, and the layout of :meth:`~edgerec.ReadingHistory.export`. The limits come from
-:mod:`~edgerec.history.limits`. Touches nothing: no file, no key, no clock. Messages name
-the parameter (``article['title']``, ``at``) and never hold the value.
+Owns: :data:`STORED_FIELDS` (the article fields an event keeps, described as
+:class:`~edgerec.FieldSpec` and checked by the SDK's one article validator,
+:func:`edgerec.features.values.check_fields`), :class:`HistoryEvent`, the encoding and
+decoding of an event, and the layout of :meth:`~edgerec.ReadingHistory.export`. The limits
+come from :mod:`~edgerec.history.limits`. Touches nothing: no file, no key, no clock.
+
+Times follow the SDK's one time rule (:func:`edgerec.parse_time`): epoch seconds, an aware
+``datetime`` or an ISO-8601 string with an offset, years 1..9999; naive times are refused,
+not guessed. Strings are stored exactly as given (no normalization); a ``published_at``
+string is stored as given once it parsed; empty fields (and empty entities) are left out,
+as the featurizer treats them as missing. Messages name the parameter
+(``article['title']``, ``at``) and never hold the value.
 
 Plaintext of one record (UTF-8 JSON, no NaN)::
 
@@ -19,8 +27,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from ..errors import InvalidInputError, InvalidTypeError, UnsupportedFormatError
-from ..features.values import MAX_TIME, check_string
+from ..errors import InvalidInputError, UnsupportedFormatError
+from ..features.spec import TIME_BUCKETS, FieldSpec
+from ..features.values import MAX_TIME_CHARS, check_fields, parse_time
 from .limits import (
     MAX_DWELL_S,
     MAX_ENTITIES,
@@ -28,12 +37,25 @@ from .limits import (
     MAX_ID_CHARS,
     MAX_STRING_CHARS,
     check_number,
-    check_text,
 )
 
-__all__ = ["STRING_FIELDS", "HistoryEvent", "decode_event", "encode_event", "export_json"]
+__all__ = ["STORED_FIELDS", "HistoryEvent", "decode_event", "encode_event", "export_json"]
 
-STRING_FIELDS: Final = ("source", "category", "subcategory", "title", "abstract")
+# The article fields an event keeps, in the order they are stored. Other keys of the
+# article are ignored. (A valid FeatureSpec field list, so the slots mean what they mean
+# there; only the entities' slots matter here, and the count is refused above them.)
+STORED_FIELDS: Final[tuple[FieldSpec, ...]] = (
+    FieldSpec("id", "categorical", max_chars=MAX_ID_CHARS, normalize=False, required=True),
+    FieldSpec("source", "categorical", max_chars=MAX_STRING_CHARS),
+    FieldSpec("category", "categorical", max_chars=MAX_STRING_CHARS),
+    FieldSpec("subcategory", "categorical", max_chars=MAX_STRING_CHARS),
+    FieldSpec("title", "text", max_chars=MAX_STRING_CHARS),
+    FieldSpec("abstract", "text", max_chars=MAX_STRING_CHARS),
+    FieldSpec(
+        "published_at", "time_bucket", slots=2, max_chars=MAX_TIME_CHARS, buckets=TIME_BUCKETS
+    ),
+    FieldSpec("entities", "list", slots=MAX_ENTITIES, max_chars=MAX_STRING_CHARS),
+)
 
 
 @dataclass(frozen=True, repr=False, eq=True)
@@ -77,58 +99,32 @@ class HistoryEvent:
 def encode_event(article: object, at: object, dwell_s: object) -> bytes:
     """The plaintext of one event, every input checked before anything is encrypted.
 
+    Args:
+        article: an article mapping (``id`` required; :data:`STORED_FIELDS`).
+        at: when it was read (the time rule of :func:`edgerec.parse_time`).
+        dwell_s: seconds spent reading (finite, in [0, :data:`MAX_DWELL_S`]) or ``None``.
+
     Raises:
         InvalidTypeError, InvalidInputError: a bad value, named (``at``, ``dwell_s``,
             ``article['title']``, ...); or the event encodes to more than
             :data:`MAX_EVENT_BYTES`.
     """
-    when = _check_time("at", at)
+    when = parse_time(at, "at")
     dwell = None if dwell_s is None else check_number("dwell_s", dwell_s, 0.0, MAX_DWELL_S)
-    if not isinstance(article, Mapping):
-        raise InvalidTypeError(f"article must be a mapping, not {type(article).__name__}")
-    aid = check_text("article['id']", article.get("id"), MAX_ID_CHARS)
-    features: dict[str, Any] = {}
-    for name in STRING_FIELDS:
-        value = article.get(name)
-        if value is not None:
-            features[name] = check_string(f"article[{name!r}]", value, MAX_STRING_CHARS)
-    published = article.get("published_at")
-    if published is not None:
-        if isinstance(published, str):
-            features["published_at"] = check_string(
-                "article['published_at']", published, MAX_STRING_CHARS
-            )
-        else:
-            features["published_at"] = _check_time("article['published_at']", published)
-    entities = article.get("entities")
-    if entities is not None:
-        if isinstance(entities, str | bytes) or not isinstance(entities, Sequence):
-            raise InvalidTypeError(
-                f"article['entities'] must be a list of str, not {type(entities).__name__}"
-            )
-        if len(entities) > MAX_ENTITIES:
-            raise InvalidInputError(f"article['entities'] has more than {MAX_ENTITIES} items")
-        features["entities"] = [
-            check_string(f"article['entities'][{i}]", e, MAX_STRING_CHARS)
-            for i, e in enumerate(entities)
-        ]
-    doc = {"v": 1, "id": aid, "f": features, "t": when, "d": dwell}
+    if isinstance(article, Mapping):
+        entities = article.get("entities")
+        # check_fields keeps a list's first `slots` items and drops the rest; the history
+        # refuses them instead (it never stores less than it was given without saying so).
+        if isinstance(entities, list | tuple) and len(entities) > MAX_ENTITIES:
+            raise InvalidInputError(f"article['entities']: more than {MAX_ENTITIES} items")
+    fields = check_fields(article, STORED_FIELDS, "article")
+    aid = fields.pop("id")
+    doc = {"v": 1, "id": aid, "f": fields, "t": when, "d": dwell}
     data = json.dumps(doc, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-    encoded = data.encode("utf-8")
+    encoded = data.encode("utf-8")  # check_fields refused what UTF-8 cannot encode
     if len(encoded) > MAX_EVENT_BYTES:
         raise InvalidInputError(f"article encodes to more than {MAX_EVENT_BYTES} bytes")
     return encoded
-
-
-def _check_time(where: str, value: object) -> float:
-    if isinstance(value, datetime):
-        if value.tzinfo is None or value.utcoffset() is None:
-            raise InvalidInputError(f"{where} is a naive datetime; pass an aware one (UTC)")
-        value = value.timestamp()
-    t = check_number(where, value, 0.0, MAX_TIME)
-    if t >= MAX_TIME:
-        raise InvalidInputError(f"{where} is at or after year 10000")
-    return t
 
 
 _json_decode = json.JSONDecoder().decode

@@ -2,7 +2,11 @@
 
 Owns: the limits (:data:`MAX_ID_CHARS` ... :data:`MAX_LIMIT`), the checks of plain
 arguments (names, numbers, counts) and :class:`Options`, the checked options of one
-handle. Touches nothing: no file, no key, no clock.
+handle. The article itself is checked by the SDK's one article validator
+(:mod:`edgerec.features.values`) against the field descriptions in
+:mod:`~edgerec.history.events`, built from the limits here; times follow its one time rule
+(:func:`edgerec.parse_time`, with the shared :data:`~edgerec.features.values.MAX_TIME`).
+Touches nothing: no file, no key, no clock.
 
 Messages name the parameter (``profile``, ``dwell_s``) and never hold its value.
 """

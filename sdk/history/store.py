@@ -61,9 +61,9 @@ class ReadingHistory:
         >>> import os, tempfile
         >>> path = os.path.join(tempfile.mkdtemp(), "h.db")
         >>> h = ReadingHistory.open(path, key=b"k" * 32, profile="kiosk-1")
-        >>> _ = h.record({"id": "N7", "category": "sports"}, at=1.0)
-        >>> len(h), h.profiles()
-        (1, ['kiosk-1'])
+        >>> _ = h.record({"id": "N7", "category": "sports"}, at="2026-12-02T08:00:00Z")
+        >>> len(h), h.profiles(), h.recent(1)[0].at
+        (1, ['kiosk-1'], 1796198400.0)
         >>> h.close()
     """
 
@@ -242,15 +242,19 @@ class ReadingHistory:
         self,
         article: Mapping[str, Any],
         *,
-        at: float | datetime | None = None,
+        at: float | datetime | str | None = None,
         dwell_s: float | None = None,
     ) -> int:
         """Append one reading event durably (one transaction; ``synchronous=FULL``).
 
         Args:
-            article: an article mapping (``id`` required; feature fields as in the package
-                docstring).
-            at: when it was read: epoch seconds or an aware datetime; default ``clock()``.
+            article: an article mapping: ``id`` required; ``source``, ``category``,
+                ``subcategory``, ``title``, ``abstract``, ``published_at``, ``entities``
+                kept when present (:data:`~edgerec.history.events.STORED_FIELDS`); other
+                keys ignored.
+            at: when it was read: epoch seconds, an aware datetime or an ISO-8601 string
+                with an offset (the rule of :func:`edgerec.parse_time`); default
+                ``clock()``.
             dwell_s: seconds spent reading, or ``None``.
 
         Returns:

@@ -61,7 +61,7 @@ DEFAULT_SCRYPT_N: Final = 2**15  # 128 * n * r bytes: 32 MiB of memory per deriv
 _OPTION: Final = {"raw": "key=", "scrypt": "passphrase=", "keyring": "keyring_service="}
 
 
-@dataclass(frozen=True, repr=False)
+@dataclass(frozen=True, repr=False, eq=False)  # secrets: never compared, never shown
 class KeySource:
     """Exactly one master-key source, checked. Its ``repr`` shows the kind, never the secret."""
 
@@ -106,7 +106,7 @@ class KeySource:
         return f"KeySource({self.kind}, <hidden>)"
 
 
-@dataclass(frozen=True, repr=False)
+@dataclass(frozen=True, repr=False, eq=False)  # secrets: never compared, never shown
 class StoreKeys:
     """An unlocked store: its id, KDF record, master key and the store key's subkeys."""
 

@@ -10,10 +10,12 @@ A profile is named in the file only by ``pid = HMAC(pseudonym key, name)[:16]``;
 stored encrypted. It has one MAC key for as long as it lives and one data key per key id
 (two only while a rotation re-encrypts). Its head record holds::
 
-    active key id, row count, last seq, key uses, digest = XOR of HMAC(mac key, seq, key id, blob)
+    active key id, row count, last seq, key uses,
+    digest   = XOR over its rows of HMAC(mac key, "row", pid, seq, key id, blob)
+    head_mac = HMAC(mac key, "head", pid, the four numbers, digest)
 
-under ``head_mac = HMAC(mac key, pid, those fields)``. A deleted, truncated, replaced or
-moved row changes the count or the digest; any edit of the head fails its MAC.
+A deleted, truncated, replaced (even by an older authentic copy of itself) or moved row
+changes the count or the digest; any edit of the head fails its MAC.
 """
 
 from __future__ import annotations

@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _env import hardware, pin_to_one_core
 
 from edgerec import HistoryEvent, ReadingHistory
-from edgerec.history import _encode_event
+from edgerec.history.events import encode_event
 
 PRAGMAS = (
     "PRAGMA journal_mode = WAL",
@@ -122,7 +122,7 @@ def main() -> None:
     args = ap.parse_args()
     core = pin_to_one_core()
     articles = synthetic_articles(args.events)
-    plaintexts = [_encode_event(a, 1_800_000_000.0 + i, 30.0)[1] for i, a in enumerate(articles)]
+    plaintexts = [encode_event(a, 1_800_000_000.0 + i, 30.0) for i, a in enumerate(articles)]
     # What the baseline serializes: the same document, built before the clock starts (as
     # the article dicts handed to record() are).
     docs = [json.loads(p) for p in plaintexts]

@@ -18,6 +18,9 @@ import pytest
 import edgerec
 from edgerec import errors, features, history, model, recommender
 from edgerec.features import hashing, spec, values
+from edgerec.history import events as history_events
+from edgerec.history import rollback as history_rollback
+from edgerec.history import store as history_store
 from edgerec.model import bundle, manifest, runner
 from edgerec.trainer import config, examples, synthetic
 
@@ -44,6 +47,9 @@ WALK_THROUGH = DOCS / "walkthrough.md"
         manifest,
         runner,
         history,
+        history_store,
+        history_events,
+        history_rollback,
         recommender,
     ],
     ids=lambda m: m.__name__,

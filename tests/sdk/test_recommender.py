@@ -369,3 +369,16 @@ def test_a_guest_needs_an_existing_home(tmp_path: Path) -> None:
     with edgerec.Recommender.open_guest(tmp_path, bundle=FIXTURE) as guest:
         assert guest.model_version == 1
     assert list(tmp_path.iterdir()) == []
+
+
+def test_record_read_takes_the_times_recommend_takes(tmp_path: Path, feed: list) -> None:
+    """One time rule (edgerec.parse_time): record_read(at=ISO) as recommend(now=ISO)."""
+    iso = "2023-11-26T12:00:00Z"
+    with _open(tmp_path) as rec:
+        rec.record_read(feed[0], at=iso)
+        assert rec.recommend(feed[10:], k=3, now=iso)
+        with pytest.raises(InvalidInputError, match=r"^at"):
+            rec.record_read(feed[1], at="2023-11-26T12:00:00")  # naive: refused, not guessed
+        assert [(e.article_id, e.at) for e in rec.history.recent(5)] == [
+            (feed[0]["id"], edgerec.parse_time(iso))
+        ]

@@ -1,4 +1,5 @@
-"""Helpers shared by the history tests: opening stores, raw-file tampering, forked children."""
+"""Helpers shared by the history tests (tests/sdk/history/): opening and filling stores, a
+settable clock and a host counter, raw-file tampering, forked children."""
 
 from __future__ import annotations
 
@@ -16,7 +17,36 @@ from typing import Any
 
 from edgerec import ReadingHistory
 
+__all__ = [
+    "CANARIES",
+    "CANARY_ENTITY",
+    "CANARY_ID",
+    "CANARY_PROFILE",
+    "CANARY_TITLE",
+    "FAST_SCRYPT",
+    "KEY",
+    "OTHER_KEY",
+    "Clock",
+    "Counter",
+    "article",
+    "canary_article",
+    "digest",
+    "drain",
+    "files_of",
+    "filled",
+    "flip_blob_byte",
+    "fork",
+    "integrity_ok",
+    "kill9",
+    "open_store",
+    "raw_bytes",
+    "raw_sql",
+    "read_lines_until",
+    "seeded_random",
+]
+
 KEY = bytes(range(32))
+FAST_SCRYPT = 2**4  # for tests only: the default cost is 2**15
 OTHER_KEY = bytes(range(1, 33))
 # Strings that must never appear in any file, log or message in plaintext.
 CANARY_ID = "CANARYIDzq81"
@@ -59,6 +89,34 @@ def open_store(path: Path, **kw: Any) -> ReadingHistory:
     if not any(k in kw for k in ("key", "passphrase", "keyring_service")):
         kw["key"] = KEY
     return ReadingHistory.open(path, **kw)
+
+
+def filled(path: Path, n: int = 5, **kw: Any) -> ReadingHistory:
+    """A store opened with ``kw`` holding ``n`` events (N0, N1, ... at 1000 s, 1001 s, ...)."""
+    h = open_store(path, **kw)
+    for i in range(n):
+        h.record(article(i), at=1_000.0 + i, dwell_s=float(i))
+    return h
+
+
+class Counter:
+    """An in-memory MonotonicCounter that fails the test if it ever goes back."""
+
+    def __init__(self) -> None:
+        self.value = 0
+
+    def read(self) -> int:
+        return self.value
+
+    def advance(self, value: int) -> None:
+        assert value >= self.value
+        self.value = value
+
+
+def integrity_ok(path: Path) -> bool:
+    """SQLite's own integrity_check on the file, through a plain connection."""
+    with raw_sql(path) as conn:
+        return [r[0] for r in conn.execute("PRAGMA integrity_check")] == ["ok"]
 
 
 def files_of(path: Path) -> list[Path]:

@@ -1,4 +1,9 @@
-"""The history store's SQLite layer: schema migrations, pragmas, and error translation.
+"""The history store's tables: schema migrations, the format record, ``store_meta``.
+
+Owns: the table definitions, their migrations, the store's format version and the
+``store_meta`` key-value records (read and written here for the modules that own each
+record: keys, rollback). May touch: only the connection it is handed, inside the
+caller's transaction; errors are translated by :mod:`~edgerec.history.connection`.
 
 Schema changes go through sqlite-utils' built-in :class:`sqlite_utils.Migrations` (the
 ``sqlite-migrate`` package is now only a compatibility shim over it), recorded in the
@@ -16,20 +21,24 @@ from __future__ import annotations
 import sqlite3
 from typing import TYPE_CHECKING, Final
 
-from .errors import (
-    HistoryError,
-    ReadOnlyStorageError,
-    StorageBusyError,
-    StorageCorruptError,
-    StorageError,
-    StorageFullError,
-    StorageIOError,
-)
+from ..errors import IntegrityError, StorageCorruptError, UnsupportedFormatError
 
 if TYPE_CHECKING:
     from sqlite_utils import Database, Migrations
 
-__all__ = ["FORMAT_VERSION", "MIGRATION_SET", "apply_migrations", "pending_migrations", "translate"]
+__all__ = [
+    "FORMAT_VERSION",
+    "MIGRATION_SET",
+    "apply_migrations",
+    "check_format",
+    "create",
+    "pending_migrations",
+    "read_meta",
+    "store_format",
+    "stored_bytes",
+    "tables",
+    "write_meta",
+]
 
 FORMAT_VERSION: Final = 1
 MIGRATION_SET: Final = "edgerec.history"
@@ -107,37 +116,69 @@ def apply_migrations(conn: sqlite3.Connection) -> None:
     _migrations().apply(Database(conn))
 
 
-# SQLite primary result codes (https://sqlite.org/rescode.html).
-_BUSY, _LOCKED, _READONLY, _IOERR, _CORRUPT, _FULL, _CANTOPEN, _NOTADB = 5, 6, 8, 10, 11, 13, 14, 26
+def create(conn: sqlite3.Connection) -> None:
+    """Make a new store's tables and its format record (inside the caller's transaction)."""
+    apply_migrations(conn)
+    write_meta(conn, "format", str(FORMAT_VERSION).encode())
 
 
-_SCHEMA_DAMAGE: Final = ("no such table", "no such column", "already exists", "could not decode")
+def tables(conn: sqlite3.Connection) -> set[str]:
+    """The names in ``sqlite_master`` (empty for a new file)."""
+    return {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
 
 
-def translate(exc: sqlite3.Error) -> HistoryError:
-    """The edgerec error for a sqlite3 exception. The message is fixed text: SQLite's own
-    messages hold no user data today, but nothing obliges them not to."""
-    code = getattr(exc, "sqlite_errorcode", None)
-    primary = code & 0xFF if isinstance(code, int) else None
-    text = str(exc).lower()
-    if primary in (_BUSY, _LOCKED) or "locked" in text or "busy" in text:
-        return StorageBusyError("the history database stayed locked past busy_timeout")
-    if primary == _FULL or "disk is full" in text:
-        return StorageFullError("the disk or the history's max_bytes quota is full")
-    if primary == _READONLY or "readonly" in text:
-        return ReadOnlyStorageError("the history database is read-only")
-    if (
-        primary in (_CORRUPT, _NOTADB)
-        or "malformed" in text
-        or "not a database" in text
-        # this SDK's schema is fixed: a missing or doubled table or column, or undecodable
-        # schema text, means the file's schema pages were damaged
-        or any(sign in text for sign in _SCHEMA_DAMAGE)
-    ):
-        return StorageCorruptError("the history database file is damaged or not a database")
-    if primary == _IOERR:
-        return StorageIOError("the operating system reported an I/O error on the history")
-    if primary == _CANTOPEN:
-        return StorageError("the history database file cannot be opened")
-    name = getattr(exc, "sqlite_errorname", type(exc).__name__)
-    return StorageError(f"the history database failed ({name})")
+def store_format(conn: sqlite3.Connection) -> bytes | None:
+    """The format record, or ``None`` when the file holds no store (yet)."""
+    exists = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'store_meta'"
+    ).fetchone()
+    return None if exists is None else read_meta(conn, "format")
+
+
+def check_format(conn: sqlite3.Connection) -> None:
+    """Refuse a store this SDK cannot read.
+
+    Raises:
+        StorageCorruptError: no valid format record.
+        UnsupportedFormatError: a newer format.
+    """
+    fmt = read_meta(conn, "format")
+    if fmt is None or not fmt.isdigit():
+        raise StorageCorruptError("the history store has no valid format record")
+    if int(fmt) > FORMAT_VERSION:
+        raise UnsupportedFormatError(
+            f"the history store has format {int(fmt)}; this SDK reads {FORMAT_VERSION}"
+        )
+
+
+def read_meta(conn: sqlite3.Connection, name: str) -> bytes | None:
+    """The ``store_meta`` record ``name``, or ``None``.
+
+    Raises:
+        IntegrityError: the record is not a BLOB (tampering).
+    """
+    row = conn.execute("SELECT value FROM store_meta WHERE name = ?", (name,)).fetchone()
+    if row is None:
+        return None
+    return stored_bytes(row[0], f"the store record {name!r}")
+
+
+def write_meta(conn: sqlite3.Connection, name: str, value: bytes) -> None:
+    """Insert or replace the ``store_meta`` record ``name``."""
+    conn.execute(
+        "INSERT INTO store_meta (name, value) VALUES (?, ?) "
+        "ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+        (name, value),
+    )
+
+
+def stored_bytes(value: object, what: str) -> bytes:
+    """``value`` read from a BLOB column; anything else there (NULL, text, a number) is
+    tampering: SQLite columns are not typed, so the SDK checks on the way out.
+
+    Raises:
+        IntegrityError: ``value`` is not ``bytes`` (the message says ``what`` it was).
+    """
+    if type(value) is not bytes:
+        raise IntegrityError(f"{what} is malformed")
+    return value

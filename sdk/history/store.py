@@ -1,0 +1,588 @@
+"""The public API of the history store: :class:`ReadingHistory`.
+
+Owns: the handle (its lock, whether it is open, its options) and the order of the steps of
+each public verb. Every step is someone else's: argument checks and options
+(:mod:`~edgerec.history.limits`), the event codec (:mod:`~edgerec.history.events`), the
+file and its transactions (:mod:`~edgerec.history.connection`), opening the store and its
+master keys (:mod:`~edgerec.history.keys`), the generation
+(:mod:`~edgerec.history.rollback`), profiles and head records
+(:mod:`~edgerec.history.profiles`), encryption (:mod:`~edgerec.history.crypto`),
+retention, erasure and rotation (:mod:`~edgerec.history.maintenance`). No SQL is written
+here.
+
+Reads top-down: opening, writing, reading, profiles, erasure and keys, lifecycle.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from datetime import datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Final, Self
+
+from ..errors import (
+    ClosedError,
+    IntegrityError,
+    InvalidTypeError,
+    ReadOnlyStorageError,
+    StorageBusyError,
+    StorageCorruptError,
+)
+from . import crypto, keys, maintenance, profiles
+from .connection import Database, quarantine
+from .events import HistoryEvent, decode_event, encode_event, export_json
+from .keys import DEFAULT_SCRYPT_N, KeySource, StoreKeys
+from .limits import MAX_ID_CHARS, MAX_LIMIT, MAX_PROFILE_CHARS, Options, check_int, check_text
+from .profiles import Head, Profile
+from .rollback import Generation, MonotonicCounter
+
+__all__ = ["ReadingHistory"]
+
+DEFAULT_KEY_USE_LIMIT: Final = 2**30  # well below the 2^32 random-nonce bound (SP 800-38D)
+_PRIVATE: Final = object()
+_GUEST: Any = "\x00edgerec-guest"  # a path no filesystem accepts: never a real file
+
+
+class ReadingHistory:
+    """An encrypted, tamper-evident reading history for one active profile at a time.
+
+    Open with :meth:`open`; every method may raise a :class:`~edgerec.HistoryError` leaf
+    (never a raw ``sqlite3`` or ``cryptography`` exception). Thread-safe: one handle may be
+    shared by threads (calls are serialized); several handles and processes may use one
+    file at once (SQLite WAL locking, ``busy_timeout``).
+
+    Example:
+        >>> import os, tempfile
+        >>> path = os.path.join(tempfile.mkdtemp(), "h.db")
+        >>> h = ReadingHistory.open(path, key=b"k" * 32, profile="kiosk-1")
+        >>> _ = h.record({"id": "N7", "category": "sports"}, at="2026-12-02T08:00:00Z")
+        >>> len(h), h.profiles(), h.recent(1)[0].at
+        (1, ['kiosk-1'], 1796198400.0)
+        >>> h.close()
+    """
+
+    _opts: Options
+    _db: Database
+    _keys: StoreKeys
+    _gen: Generation
+    _profile: Profile | None
+
+    def __init__(self, *, _token: object = None) -> None:
+        if _token is not _PRIVATE:
+            raise TypeError("use ReadingHistory.open(...)")
+        self._lock = threading.RLock()
+        self._closed = True
+        self._profile = None
+
+    # ------------------------------------------------------------------- opening
+    @classmethod
+    def open(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        key: bytes | None = None,
+        passphrase: str | None = None,
+        keyring_service: str | None = None,
+        profile: str = "default",
+        counter: MonotonicCounter | None = None,
+        read_only: bool = False,
+        max_events: int | None = None,
+        max_age_s: float | None = None,
+        max_bytes: int | None = None,
+        busy_timeout_s: float = 5.0,
+        synchronous: str = "FULL",
+        clock: Callable[[], float] = time.time,
+        random_bytes: Callable[[int], bytes] = os.urandom,
+        scrypt_n: int = DEFAULT_SCRYPT_N,
+        key_use_limit: int = DEFAULT_KEY_USE_LIMIT,
+        rotation_batch: int = 256,
+    ) -> ReadingHistory:
+        """Open (or create) the history at ``path`` with exactly one master-key source.
+
+        Args:
+            path: the SQLite file. A missing file is created; an existing file is never
+                replaced, whatever goes wrong.
+            key: the master key, 32 raw bytes from the host.
+            passphrase: a passphrase; the master key is scrypt(passphrase, salt, n, 8, 1).
+            keyring_service: use the OS keystore through the optional ``keyring`` package;
+                a new store generates a random master key and saves it there.
+            profile: the active profile (created on first use unless ``read_only``).
+            counter: a host monotonic counter to detect rollback of the whole file.
+            read_only: open for reading only (also chosen when the file is not writable);
+                writes raise :class:`~edgerec.ReadOnlyStorageError`.
+            max_events: keep at most this many events per profile (oldest pruned).
+            max_age_s: prune events recorded more than this many seconds before now.
+            max_bytes: cap the database file size (a quota; writes past it raise
+                :class:`~edgerec.StorageFullError`).
+            busy_timeout_s: how long a write waits for another writer.
+            synchronous: ``"FULL"`` (default, durable) or ``"NORMAL"`` (the last commits
+                may roll back on power loss; never corruption).
+            clock: epoch seconds now; injectable for exact tests.
+            random_bytes: randomness for keys, salts and nonces; injectable for tests.
+            scrypt_n: scrypt cost for a *new* passphrase (existing stores keep theirs).
+            key_use_limit: encryptions under one data key before it is rotated.
+            rotation_batch: rows re-encrypted per transaction by a key rotation.
+
+        Raises:
+            WrongKeyError: the master key does not open this store.
+            KeyUnavailableError: the keystore has no usable entry.
+            StorageCorruptError: the file is damaged or empty.
+            UnsupportedFormatError: the file is another database or a newer format.
+            RollbackDetectedError: the store is older than ``counter``.
+            InvalidInputError, InvalidTypeError: a bad argument (named in the message).
+        """
+        self = cls(_token=_PRIVATE)
+        source = KeySource.checked(key, passphrase, keyring_service)
+        check_text("profile", profile, MAX_PROFILE_CHARS)
+        guest = path is _GUEST
+        if not guest and not isinstance(path, str | os.PathLike):
+            raise InvalidTypeError(f"path: expected str or PathLike, got {type(path).__name__}")
+        opts = self._opts = Options.checked(
+            read_only=read_only,
+            max_events=max_events,
+            max_age_s=max_age_s,
+            max_bytes=max_bytes,
+            busy_timeout_s=busy_timeout_s,
+            synchronous=synchronous,
+            counter=counter,
+            clock=clock,
+            random_bytes=random_bytes,
+            scrypt_n=scrypt_n,
+            key_use_limit=key_use_limit,
+            rotation_batch=rotation_batch,
+        )
+        self._db = Database.open(
+            None if guest else Path(os.fspath(path)),
+            read_only=opts.read_only,
+            busy_timeout_s=opts.busy_timeout_s,
+            synchronous=opts.synchronous,
+            max_bytes=opts.max_bytes,
+        )
+        self._closed = False
+        try:
+            self._keys = keys.open_store(
+                self._db, source, scrypt_n=opts.scrypt_n, random_bytes=opts.random_bytes
+            )
+            self._gen = Generation(self._keys.generation, self._keys.store_id, opts.counter)
+            self._gen.verify(self._db)
+            with contextlib.suppress(StorageBusyError):
+                # Keys and rows went in the journaled transaction; if a reader keeps
+                # the WAL busy now, the scrub waits for the next open or erase.
+                maintenance.finish_erasures(self._db)
+            self._activate(profile)
+        except BaseException:
+            self._closed = True
+            self._profile = None
+            self._db.abandon()  # our own new file, if it holds no store yet, goes too
+            raise
+        return self
+
+    @classmethod
+    def open_guest(
+        cls,
+        *,
+        profile: str = "guest",
+        clock: Callable[[], float] = time.time,
+        random_bytes: Callable[[int], bytes] = os.urandom,
+    ) -> ReadingHistory:
+        """A history that writes nothing to disk: a private in-memory database under a
+        random key, both gone at :meth:`close` (a kiosk's guest session).
+
+        Example:
+            >>> with ReadingHistory.open_guest() as g:
+            ...     _ = g.record({"id": "N1"}, at=1.0)
+            ...     len(g)
+            1
+
+        Raises:
+            InvalidInputError, InvalidTypeError: a bad argument (named in the message).
+        """
+        return cls.open(
+            _GUEST,
+            key=random_bytes(crypto.KEY_BYTES),
+            profile=profile,
+            clock=clock,
+            random_bytes=random_bytes,
+        )
+
+    def _activate(self, name: str) -> None:
+        """Make profile ``name`` (created if new) the active one, then bring it up to date:
+        finish a key rotation cut short, apply the retention limits."""
+        db = self._db
+        pid = profiles.pseudonym(self._keys.pseudonym, name)
+        with db.read() as conn:
+            wrapped = profiles.find(conn, pid)
+        if wrapped is None:
+            if db.read_only:
+                raise ReadOnlyStorageError("this profile does not exist and the store is read-only")
+            with db.write() as conn:
+                wrapped = profiles.find(conn, pid)
+                if wrapped is None:
+                    wrapped = profiles.create(conn, self._keys, name, pid, self._opts.random_bytes)
+                    # Not advanced here: the next write's advance (or the next open, which
+                    # finds the store ahead of the counter) covers this generation.
+                    self._gen.bump(conn)
+        prof = self._profile = Profile(name, pid, wrapped, self._keys.wrap)
+        with db.read() as conn:
+            prof.load_keys(conn)
+            prof.load_head(conn)
+        if not db.read_only:
+            maintenance.resume_rotation(db, self._gen, prof, self._opts)
+            if self._opts.max_events is not None or self._opts.max_age_s is not None:
+                self.prune()
+
+    # ------------------------------------------------------------------- writing
+    def record(
+        self,
+        article: Mapping[str, Any],
+        *,
+        at: float | datetime | str | None = None,
+        dwell_s: float | None = None,
+    ) -> int:
+        """Append one reading event durably (one transaction; ``synchronous=FULL``).
+
+        Args:
+            article: an article mapping: ``id`` required; ``source``, ``category``,
+                ``subcategory``, ``title``, ``abstract``, ``published_at``, ``entities``
+                kept when present (:data:`~edgerec.history.events.STORED_FIELDS`); other
+                keys ignored.
+            at: when it was read: epoch seconds, an aware datetime or an ISO-8601 string
+                with an offset (the rule of :func:`edgerec.parse_time`); default
+                ``clock()``.
+            dwell_s: seconds spent reading, or ``None``.
+
+        Returns:
+            The event's sequence number. When this returns, the event is on disk.
+
+        Raises:
+            InvalidInputError, InvalidTypeError: bad input, named (nothing is written).
+            StorageFullError, StorageBusyError, ReadOnlyStorageError: nothing is written.
+            ClosedError: the handle is closed or its profile was erased.
+        """
+        with self._lock:
+            prof = self._active()
+            plaintext = encode_event(article, self._opts.clock() if at is None else at, dwell_s)
+            with self._db.write() as conn:
+                head = prof.load_head(conn)
+                seq, key_id = head.last_seq + 1, head.active_key_id
+                blob = crypto.seal_record(
+                    prof.keys[key_id],
+                    prof.pid,
+                    seq,
+                    key_id,
+                    plaintext,
+                    random_bytes=self._opts.random_bytes,
+                )
+                prof.insert_row(conn, head, seq, key_id, blob)
+                maintenance.prune(conn, prof, head, self._opts)
+                prof.store_head(conn, head)
+                gen = self._gen.bump(conn)
+            self._gen.advance(gen)
+            if head.key_uses >= self._opts.key_use_limit:
+                self.rotate_profile_key()
+            return seq
+
+    def prune(self) -> int:
+        """Apply the retention limits now (``record`` applies them on every append).
+
+        Age pruning walks from the oldest event and stops at the first one inside
+        ``max_age_s``: events recorded with an ``at`` far out of order may outlive the limit
+        until the older-sequence events before them expire. Pruned rows go through
+        ``secure_delete``.
+
+        Returns:
+            The number of events removed.
+
+        Raises:
+            IntegrityError: a row to be read for its age fails authentication.
+            ClosedError, ReadOnlyStorageError, StorageBusyError: nothing is removed.
+        """
+        with self._lock:
+            prof = self._active()
+            with self._db.write() as conn:
+                head = prof.load_head(conn)
+                removed = maintenance.prune(conn, prof, head, self._opts)
+                gen = self._store(conn, prof, head) if removed else None
+            if gen is not None:
+                self._gen.advance(gen)
+            return removed
+
+    def forget(self, article_id: str) -> int:
+        """Delete every event of ``article_id`` in the active profile (``secure_delete``).
+
+        Returns:
+            How many events were removed.
+
+        Raises:
+            InvalidInputError, InvalidTypeError: a bad ``article_id``.
+            IntegrityError: a row fails authentication (nothing is removed).
+            ClosedError, ReadOnlyStorageError, StorageBusyError: nothing is removed.
+        """
+        with self._lock:
+            prof = self._active()
+            aid = check_text("article_id", article_id, MAX_ID_CHARS)
+            with self._db.write() as conn:
+                head = prof.load_head(conn)
+                opened = crypto.open_records(
+                    prof.keys, prof.pid, prof.rows(conn), last_seq=head.last_seq
+                )
+                doomed = [
+                    (seq, key_id, blob)
+                    for seq, key_id, blob, plain in opened
+                    if decode_event(seq, plain).article_id == aid
+                ]
+                if doomed:
+                    prof.delete_rows(conn, head, doomed)
+                gen = self._store(conn, prof, head) if doomed else None
+            if gen is not None:
+                self._gen.advance(gen)
+            return len(doomed)
+
+    def _store(self, conn: sqlite3.Connection, prof: Profile, head: Head) -> int:
+        """Write the changed head and count the write; the caller advances after commit."""
+        prof.store_head(conn, head)
+        return self._gen.bump(conn)
+
+    # ------------------------------------------------------------------- reading
+    def recent(self, limit: int = 50) -> list[HistoryEvent]:
+        """The ``limit`` newest events of the active profile, newest first.
+
+        Each row is authenticated; rows missing from the newest ``limit`` (fewer rows
+        than the head record promises) raise :class:`~edgerec.IntegrityError`.
+
+        Raises:
+            InvalidInputError, InvalidTypeError: a bad ``limit``.
+            IntegrityError: a row failed authentication or is missing.
+            ClosedError: the handle is closed or its profile was erased.
+        """
+        with self._lock:
+            prof = self._active()
+            check_int("limit", limit, 0, MAX_LIMIT)
+            with self._db.read() as conn:
+                head = prof.load_head(conn)
+                rows = prof.rows(conn, limit=limit, newest_first=True)
+            if len(rows) != min(limit, head.count):
+                raise IntegrityError("rows of this profile are missing (truncated history)")
+            opened = crypto.open_records(prof.keys, prof.pid, rows, last_seq=head.last_seq)
+            return [decode_event(seq, plain) for seq, _, _, plain in opened]
+
+    def _all_events(self) -> list[HistoryEvent]:
+        """Every event, oldest first, with the full head check (count, seqs, digest)."""
+        prof = self._active()
+        with self._db.read() as conn:
+            head = prof.load_head(conn)
+            rows = prof.rows(conn)
+        opened = list(crypto.open_records(prof.keys, prof.pid, rows, last_seq=head.last_seq))
+        prof.check_rows(head, [(seq, key_id, blob) for seq, key_id, blob, _ in opened])
+        return [decode_event(seq, plain) for seq, _, _, plain in opened]
+
+    def __len__(self) -> int:
+        """The number of events in the active profile (from the authenticated head)."""
+        with self._lock:
+            prof = self._active()
+            with self._db.read() as conn:
+                return prof.load_head(conn).count
+
+    def __iter__(self) -> Iterator[HistoryEvent]:
+        """Every event of the active profile, oldest first (fully verified)."""
+        with self._lock:
+            return iter(self._all_events())
+
+    def export(self) -> str:
+        """The active profile's events as JSON (oldest first), fully verified first.
+
+        Layout: :func:`~edgerec.history.events.export_json`.
+
+        Raises:
+            IntegrityError: a row failed authentication, or rows were deleted or replaced.
+            ClosedError: the handle is closed or its profile was erased.
+        """
+        with self._lock:
+            events = self._all_events()
+            return export_json(self._active().name, events)
+
+    def verify(self) -> int:
+        """Check the whole file and the active profile: SQLite's ``integrity_check``, the
+        store's generation record (and the host counter), every row's authentication, the
+        row count, sequence numbers and digest against the head record.
+
+        Returns:
+            The number of events verified.
+
+        Raises:
+            StorageCorruptError, IntegrityError, RollbackDetectedError.
+        """
+        with self._lock:
+            self._active()
+            if not self._db.integrity_ok():
+                raise StorageCorruptError("the history database failed integrity_check")
+            self._gen.verify(self._db)
+            return len(self._all_events())
+
+    # ------------------------------------------------------------------ profiles
+    @property
+    def profile(self) -> str:
+        """The active profile's name."""
+        with self._lock:
+            return self._active().name
+
+    @property
+    def read_only(self) -> bool:
+        """Whether writes are refused (asked for, or the file or folder is read-only)."""
+        return self._db.read_only
+
+    def profiles(self) -> list[str]:
+        """The names of every profile in the store (names are stored encrypted), sorted.
+
+        Raises:
+            IntegrityError: a stored name failed authentication.
+            ClosedError: the handle is closed.
+        """
+        with self._lock:
+            self._check_open()
+            with self._db.read() as conn:
+                return profiles.names(conn, self._keys)
+
+    def switch_profile(self, profile: str) -> None:
+        """Make ``profile`` active (created if new). The previous profile's keys are
+        dropped first, so two profiles' keys are never loaded in one handle at once.
+
+        Raises:
+            InvalidInputError, InvalidTypeError: a bad profile name.
+            ReadOnlyStorageError: a new profile in a read-only store.
+            ClosedError: the handle is closed.
+        """
+        with self._lock:
+            self._check_open()
+            check_text("profile", profile, MAX_PROFILE_CHARS)
+            self._profile = None
+            self._activate(profile)
+
+    # ---------------------------------------------------------- erasure and keys
+    def erase_profile(self, profile: str) -> bool:
+        """Erase ``profile`` for good: destroy its keys, delete its rows with
+        ``secure_delete``, checkpoint the WAL with ``TRUNCATE`` and ``VACUUM``.
+
+        The erase is journaled in the same transaction that destroys the keys: if the
+        process dies before the scrub finishes, the next open finishes it. When this
+        returns, none of the profile's ciphertexts (nor anything else of it) remain in
+        the database file or its WAL. Erasing the active profile leaves the handle
+        without one (:class:`~edgerec.ClosedError` until :meth:`switch_profile`).
+
+        Returns:
+            Whether the profile existed.
+
+        Raises:
+            StorageBusyError: a reader kept the WAL busy past ``busy_timeout``; the key is
+                already destroyed and the scrub completes on a retry or the next open.
+            InvalidInputError, InvalidTypeError: a bad profile name.
+            ClosedError, ReadOnlyStorageError: nothing is erased.
+        """
+        with self._lock:
+            self._check_open()
+            check_text("profile", profile, MAX_PROFILE_CHARS)
+            pid = profiles.pseudonym(self._keys.pseudonym, profile)
+            existed = maintenance.erase(self._db, self._gen, pid)
+            if self._profile is not None and self._profile.pid == pid:
+                self._profile = None
+            maintenance.finish_erasures(self._db)
+            return existed
+
+    def rotate_master_key(self, *, key: bytes | None = None, passphrase: str | None = None) -> None:
+        """Re-wrap the store key under a new master key (O(1): no row is touched).
+
+        The key-check canary and the wrapped store key change in one transaction. Stores
+        opened through the OS keystore cannot switch master keys here (not implemented).
+
+        Raises:
+            InvalidInputError, InvalidTypeError: not exactly one well-formed new key.
+            ClosedError, ReadOnlyStorageError, StorageBusyError: the old key still opens.
+        """
+        with self._lock:
+            self._check_open()
+            source = KeySource.checked(key, passphrase, None, keyring=False)
+            self._keys = maintenance.rotate_master_key(
+                self._db, self._gen, self._keys, source, self._opts
+            )
+
+    def rotate_profile_key(self) -> None:
+        """Re-encrypt the active profile under a fresh data key, resumably.
+
+        Stage 1 (one transaction) adds the new key, wrapped, under a new key id and makes it
+        the key for new writes; the old key stays wrapped beside it. Stage 2 re-encrypts
+        ``rotation_batch`` rows per transaction (each row records its key id). Stage 3
+        retires the old key once no row needs it. A kill -9 anywhere leaves every row
+        readable under exactly one enabled key; the next open (or call) resumes.
+
+        Raises:
+            IntegrityError: a row failed authentication (its batch is rolled back).
+            ClosedError, ReadOnlyStorageError, StorageBusyError: resumed by a later call.
+        """
+        with self._lock:
+            prof = self._active()
+            maintenance.start_rotation(self._db, self._gen, prof, self._opts)
+            maintenance.resume_rotation(self._db, self._gen, prof, self._opts)
+
+    # ------------------------------------------------------------------ lifecycle
+    @classmethod
+    def quarantine(cls, path: str | os.PathLike[str]) -> Path:
+        """Move a damaged store (and its ``-wal``/``-shm``) aside, so that the next open
+        creates a new one. The only way this SDK ever replaces a store.
+
+        Returns:
+            The new path of the database file.
+
+        Raises:
+            StorageError: the files could not be moved.
+        """
+        return quarantine(Path(os.fspath(path)))
+
+    def close(self) -> None:
+        """Close the database and drop the keys. Later calls raise ClosedError. Idempotent.
+
+        Raises:
+            StorageError: SQLite failed to close (the handle is closed anyway).
+        """
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._profile = None
+            del self._keys, self._gen  # CPython cannot scrub them; the references go
+            self._db.close()
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called (or the open failed)."""
+        return self._closed
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open"
+        return f"<ReadingHistory {state}>"
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ClosedError("this history is closed")
+
+    def _active(self) -> Profile:
+        self._check_open()
+        if self._profile is None:
+            raise ClosedError("the active profile was erased; switch_profile() or reopen")
+        return self._profile

@@ -1,0 +1,83 @@
+"""edgerec.history.rollback: an older copy of the whole file, with a host counter and
+without one (A9)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+import edgerec
+from edgerec import (
+    KeyUnavailableError,
+    RollbackDetectedError,
+    StorageError,
+)
+from tests.support.history import (
+    Counter,
+    article,
+    filled,
+    open_store,
+)
+
+
+def test_a9_rollback_detected_with_counter(path: Path, tmp_path: Path) -> None:
+    counter = Counter()
+    with filled(path, 2, counter=counter):
+        pass
+    old = tmp_path / "old"
+    old.mkdir()
+    shutil.copy(path, old / "history.db")
+    with open_store(path, counter=counter) as h:
+        h.record(article(5))
+    assert counter.value > 0
+    shutil.copy(old / "history.db", path)
+    with pytest.raises(RollbackDetectedError):
+        open_store(path, counter=counter)
+
+
+def test_a9_without_counter_rollback_is_the_documented_limitation(
+    path: Path, tmp_path: Path
+) -> None:
+    filled(path, 2).close()
+    shutil.copy(path, tmp_path / "old.db")
+    with open_store(path) as h:
+        h.record(article(5))
+    shutil.copy(tmp_path / "old.db", path)
+    with open_store(path) as h:  # opens: an authentic, older store
+        assert h.verify() == 2
+    doc = " ".join((edgerec.history.__doc__ or "").split())
+    assert "Without a counter, a rolled-back copy opens and reads as valid" in doc
+    readme = Path(__file__).resolve().parents[3] / "README.md"
+    assert "Rollback: not detected without a counter." in readme.read_text(encoding="utf-8")
+
+
+class BrokenCounter:
+    def __init__(self, fail: str) -> None:
+        self.value, self.fail = 0, fail
+
+    def read(self) -> int:
+        if self.fail == "read":
+            raise OSError("TPM unavailable")
+        return self.value
+
+    def advance(self, value: int) -> None:
+        if self.fail == "advance":
+            raise OSError("TPM unavailable")
+        self.value = value
+
+
+def test_a9_a_counter_that_fails_is_a_typed_error_and_the_write_stays(path: Path) -> None:
+    counter = BrokenCounter("none")
+    filled(path, 1, counter=counter).close()
+    counter.fail = "read"
+    with pytest.raises(KeyUnavailableError, match="counter"):
+        open_store(path, counter=counter)
+    counter.fail = "advance"
+    with open_store(path, counter=counter) as h, pytest.raises(StorageError, match="counter"):
+        h.record(article(2))  # committed; only the counter refused
+    counter.fail = "none"
+    before = counter.value
+    with open_store(path, counter=counter) as h:  # the next open catches the counter up
+        assert len(h) == 2 and counter.value == before + 1

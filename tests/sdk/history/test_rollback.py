@@ -49,8 +49,9 @@ def test_a9_without_counter_rollback_is_the_documented_limitation(
         assert h.verify() == 2
     doc = " ".join((edgerec.history.__doc__ or "").split())
     assert "Without a counter, a rolled-back copy opens and reads as valid" in doc
-    readme = Path(__file__).resolve().parents[3] / "README.md"
-    assert "Rollback: not detected without a counter." in readme.read_text(encoding="utf-8")
+    docs = Path(__file__).resolve().parents[3] / "docs"
+    assert "Rollback: not detected without a counter." in (docs / "sdk.md").read_text("utf-8")
+    assert "rollback of the whole file" in (docs / "security.md").read_text("utf-8")
 
 
 class BrokenCounter:

@@ -32,7 +32,7 @@ from _env import hardware, pin_to_one_core
 from edgerec import featurize
 from edgerec.bundle import MANIFEST_FILE, MODEL_FILE, Bundle, Ranker
 from edgerec.runtime import RUNTIME
-from edgerec.trainer.synthetic import synthetic_articles
+from edgerec.trainer.data.synthetic import synthetic_articles
 
 FIXTURE = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "tiny_bundle"
 BUDGET_BYTES = 1_000_000

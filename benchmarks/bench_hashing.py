@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _env import hardware, pin_to_one_core
 
 from edgerec import FeatureSpec, FieldSpec, _hashing_py, featurize, hashing, tokenize
-from edgerec.trainer.synthetic import synthetic_articles
+from edgerec.trainer.data.synthetic import synthetic_articles
 
 N_BUCKETS = 1 << 15
 SEED = 0

@@ -39,15 +39,15 @@ from typing import Any
 
 import edgerec
 from edgerec.trainer import publish
-from edgerec.trainer.interactions import (
+from edgerec.trainer.data.interactions import (
     INTERACTIONS_FILE,
     find_table,
     iter_interaction_impressions,
     read_articles,
     time_span,
 )
-from edgerec.trainer.mind import Impression, iter_impressions, read_news
-from edgerec.trainer.synthetic import write_mind_layout
+from edgerec.trainer.data.mind import Impression, iter_impressions, read_news
+from edgerec.trainer.data.synthetic import write_mind_layout
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "mind"

@@ -23,9 +23,9 @@ import tensorflow as tf
 
 from edgerec import FeatureSpec
 from edgerec.trainer.config import StudentConfig, TeacherConfig
-from edgerec.trainer.student import Student, StudentTrainer
-from edgerec.trainer.teacher import Teacher
-from edgerec.trainer.training import distribution
+from edgerec.trainer.models.student import Student, StudentTrainer
+from edgerec.trainer.models.teacher import Teacher
+from edgerec.trainer.models.training import distribution
 
 keras = tf.keras
 

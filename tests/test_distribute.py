@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from edgerec.trainer.config import ConfigError, load_config
-from edgerec.trainer.synthetic import write_mind_layout
+from edgerec.trainer.data.synthetic import write_mind_layout
 
 pytestmark = pytest.mark.trainer
 

@@ -18,7 +18,8 @@ import edgerec
 from edgerec import errors, features, history, model, recommender
 from edgerec.features import hashing, spec, values
 from edgerec.model import bundle, manifest, runner
-from edgerec.trainer import config, examples, synthetic
+from edgerec.trainer import config
+from edgerec.trainer.data import synthetic, training_examples
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
@@ -35,7 +36,7 @@ README = ROOT / "README.md"
         errors,
         synthetic,
         config,
-        examples,
+        training_examples,
         model,
         bundle,
         manifest,

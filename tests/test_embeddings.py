@@ -8,9 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgerec.trainer import cli, embeddings
-from edgerec.trainer.embeddings import MiniLMCosine, article_text, encode_articles
-from edgerec.trainer.synthetic import write_mind_layout
+from edgerec.trainer import cli
+from edgerec.trainer.data import embeddings
+from edgerec.trainer.data.embeddings import MiniLMCosine, article_text, encode_articles
+from edgerec.trainer.data.synthetic import write_mind_layout
 
 ARTICLES = {
     "a": {"title": "Late goal wins the football match", "abstract": "The striker scored."},

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgerec.trainer.examples import ArticleTable, ExampleStream, pad_history
-from edgerec.trainer.mind import Impression, iter_impressions, read_news
-from edgerec.trainer.synthetic import write_mind_layout
+from edgerec.trainer.data.mind import Impression, iter_impressions, read_news
+from edgerec.trainer.data.synthetic import write_mind_layout
+from edgerec.trainer.data.training_examples import ArticleTable, ExampleStream, pad_history
 
 
 @pytest.fixture(scope="module")

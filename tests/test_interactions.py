@@ -11,14 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from edgerec.trainer.interactions import (
+from edgerec.trainer.data.interactions import (
     InteractionsFormatError,
     iter_interaction_impressions,
     read_articles,
     time_span,
 )
-from edgerec.trainer.mind import Impression, ReadReport
-from edgerec.trainer.synthetic import (
+from edgerec.trainer.data.mind import Impression, ReadReport
+from edgerec.trainer.data.synthetic import (
     SYNTHETIC_ID_PREFIX,
     synthetic_articles,
     write_interactions_layout,
@@ -377,7 +377,7 @@ def test_parquet_reads_like_the_csv(tmp_path: Path) -> None:
     from pyarrow import csv as pa_csv
     from pyarrow import parquet as pq
 
-    from edgerec.trainer.interactions import find_table
+    from edgerec.trainer.data.interactions import find_table
 
     csv_dir = write_interactions_layout(tmp_path / "csv", n_impressions=200, seed=4)
     pq_dir = tmp_path / "parquet"

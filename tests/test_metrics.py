@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sklearn.metrics import ndcg_score, roc_auc_score
 
-from edgerec.trainer.metrics import auc, evaluate, mrr, ndcg
+from edgerec.trainer.evaluation.metrics import auc, evaluate, mrr, ndcg
 
 # Scores drawn from a few values so that ties are common, as with category baselines.
 _case = st.integers(2, 12).flatmap(

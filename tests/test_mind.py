@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from edgerec.trainer import cli
-from edgerec.trainer.mind import ReadReport, coverage, iter_impressions, read_news
-from edgerec.trainer.synthetic import write_mind_layout
+from edgerec.trainer.data.mind import ReadReport, coverage, iter_impressions, read_news
+from edgerec.trainer.data.synthetic import write_mind_layout
 from tests.support.mind import mind_dir
 
 

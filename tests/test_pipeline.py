@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from edgerec.trainer import cli
-from edgerec.trainer.synthetic import write_mind_layout
+from edgerec.trainer.data.synthetic import write_mind_layout
 
 pytestmark = pytest.mark.trainer
 
@@ -94,7 +94,7 @@ def test_pipeline_config_errors_are_one_line(
 
 
 def test_tiny_pipeline_on_the_generic_interactions_layout(tmp_path: Path) -> None:
-    from edgerec.trainer.synthetic import write_interactions_layout
+    from edgerec.trainer.data.synthetic import write_interactions_layout
 
     data = write_interactions_layout(tmp_path / "data", seed=2)
     out = tmp_path / "out"

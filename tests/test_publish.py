@@ -112,4 +112,4 @@ def test_cli_keygen_publish_refresh(tmp_path: Path, capsys: pytest.CaptureFixtur
     err = capsys.readouterr().err
     assert "not newer" in err and "BEGIN" not in err
     assert main(["keygen", "--keys", keys]) == 1  # never overwrites
-    assert "tensorflow" not in sys.modules or "edgerec.trainer.teacher" in sys.modules
+    assert "tensorflow" not in sys.modules or "edgerec.trainer.models.teacher" in sys.modules

@@ -16,7 +16,7 @@ from edgerec import FeatureSpec  # noqa: E402
 from edgerec.trainer.config import StudentConfig  # noqa: E402
 from edgerec.trainer.distill import project_int8  # noqa: E402
 from edgerec.trainer.export import convert  # noqa: E402
-from edgerec.trainer.student import Student, field_groups  # noqa: E402
+from edgerec.trainer.models.student import Student, field_groups  # noqa: E402
 
 SPEC = FeatureSpec(n_buckets=512)
 CFG = StudentConfig(history_len=6, embed_dim=4, dim=8)

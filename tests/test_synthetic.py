@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from edgerec import FeatureSpec, featurize
-from edgerec.trainer.synthetic import SYNTHETIC_ID_PREFIX, synthetic_articles
+from edgerec.trainer.data.synthetic import SYNTHETIC_ID_PREFIX, synthetic_articles
 
 
 def test_deterministic_per_seed_and_labelled() -> None:

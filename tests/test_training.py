@@ -11,8 +11,8 @@ pytestmark = pytest.mark.trainer
 
 tf = pytest.importorskip("tensorflow")
 
-from edgerec.trainer.examples import Examples  # noqa: E402
-from edgerec.trainer.training import ValidationRanking, ranking_auc  # noqa: E402
+from edgerec.trainer.data.training_examples import Examples  # noqa: E402
+from edgerec.trainer.models.training import ValidationRanking, ranking_auc  # noqa: E402
 
 
 def test_ranking_auc_counts_ties_as_half() -> None:

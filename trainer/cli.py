@@ -21,9 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from .baselines import Baseline, CategoryAffinity, Popularity, RandomScores, TfidfCosine
-from .embeddings import DIM, EmbeddingsUnavailable, MiniLMCosine, encode_articles
-from .interactions import (
+from .data.embeddings import DIM, EmbeddingsUnavailable, MiniLMCosine, encode_articles
+from .data.interactions import (
     ARTICLES_FILE,
     INTERACTIONS_FILE,
     InteractionsFormatError,
@@ -32,8 +31,9 @@ from .interactions import (
     read_articles,
     time_span,
 )
-from .mind import Impression, ReadReport, coverage, iter_impressions, read_news
-from .report import score_impressions, summarize, write_report
+from .data.mind import Impression, ReadReport, coverage, iter_impressions, read_news
+from .evaluation.baselines import Baseline, CategoryAffinity, Popularity, RandomScores, TfidfCosine
+from .evaluation.report import score_impressions, summarize, write_report
 
 __all__ = ["main"]
 
@@ -228,7 +228,7 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
     from edgerec import FeatureSpec, featurize
 
     from .config import ConfigError, load_config
-    from .examples import ArticleTable, ExampleStream, evaluation_arrays, unpad
+    from .data.training_examples import ArticleTable, ExampleStream, evaluation_arrays, unpad
 
     try:
         cfg = load_config(args.config, args.set)
@@ -237,7 +237,7 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
     tc = cfg.teacher
     _log(f"config {cfg.name}: {tc}")
     if cfg.distribute != "none":
-        from .training import distribution
+        from .models.training import distribution
 
         try:  # before anything else starts TensorFlow (cpu_replicas splits its devices)
             strategy = distribution(cfg.distribute, cfg.cpu_replicas)
@@ -297,8 +297,8 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
 
     hist, cands = evaluation_arrays(evaluation, table, tc.history_len)
 
-    from .teacher import score, train_teacher
-    from .training import distribution
+    from .models.teacher import score, train_teacher
+    from .models.training import distribution
 
     kept_teacher = None
     variants = [("teacher", vectors)]
@@ -429,7 +429,7 @@ def _expiry(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_synthetic(args: argparse.Namespace) -> int:
-    from .synthetic import write_interactions_layout, write_mind_layout
+    from .data.synthetic import write_interactions_layout, write_mind_layout
 
     if args.out.exists() and any(args.out.iterdir()):
         raise CliError(f"{args.out} is not empty: synthetic data goes into a new folder")

@@ -28,13 +28,13 @@ from edgerec import FeatureSpec, featurize
 from edgerec.bundle import Bundle, Ranker
 
 from .config import Config
-from .examples import ArticleTable, ExampleStream, evaluation_arrays, unpad
+from .data.mind import Impression
+from .data.training_examples import ArticleTable, ExampleStream, evaluation_arrays, unpad
+from .evaluation.report import summarize
 from .export import convert, write_bundle
-from .mind import Impression
-from .report import summarize
-from .student import Student, TeacherScores, score_indices, train_student
-from .teacher import Teacher
-from .training import distribution
+from .models.student import Student, TeacherScores, score_indices, train_student
+from .models.teacher import Teacher
+from .models.training import distribution
 
 __all__ = ["StudentStage", "load_student", "make_bundle", "run_student_stage", "save_student"]
 

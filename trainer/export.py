@@ -29,7 +29,7 @@ import tensorflow as tf
 
 from edgerec.bundle import MANIFEST_FILE, MODEL_FILE, SCHEMA_VERSION, Bundle
 
-from .student import Student
+from .models.student import Student
 
 __all__ = ["QUANTIZATIONS", "convert", "write_bundle"]
 

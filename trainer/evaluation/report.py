@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from ..data.mind import Impression
 from .metrics import METRICS, evaluate
-from .mind import Impression
 
 __all__ = ["score_impressions", "summarize", "write_report"]
 

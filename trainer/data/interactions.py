@@ -28,10 +28,10 @@ pyarrow (part of the ``trainer`` extra). Cells are read as the text the CSV woul
 a Parquet timestamp column as ISO 8601 (naive means UTC), a list column (``entities``) as
 space-separated ids, a null as an empty cell.
 
-The rows of one user at one timestamp form one :class:`~edgerec.trainer.mind.Impression`;
+The rows of one user at one timestamp form one :class:`~edgerec.trainer.data.mind.Impression`;
 its history is the user's clicks *before* that timestamp, so reading never leaks the
-future. Like :mod:`edgerec.trainer.mind`, everything streams (no pandas): malformed rows
-are counted by reason in a :class:`~edgerec.trainer.mind.ReadReport` and skipped, and
+future. Like :mod:`edgerec.trainer.data.mind`, everything streams (no pandas): malformed rows
+are counted by reason in a :class:`~edgerec.trainer.data.mind.ReadReport` and skipped, and
 format problems raise :class:`InteractionsFormatError` with a one-line message.
 
 Holding out the last 10 % of the log for evaluation, without leakage::
@@ -242,7 +242,7 @@ def _columns(path: Path, header: list[str] | None, required: tuple[str, ...]) ->
 
 def read_articles(path: Path | str, report: ReadReport | None = None) -> dict[str, dict[str, Any]]:
     """Articles by id from ``articles.csv`` (``path`` is the file or its folder), shaped
-    like :func:`edgerec.trainer.mind.read_news`: ``id``, ``category``, ``subcategory``,
+    like :func:`edgerec.trainer.data.mind.read_news`: ``id``, ``category``, ``subcategory``,
     ``title``, ``abstract`` (``""`` when the column is absent), ``entities`` (a list,
     repeats removed), plus ``source`` and ``published_at`` (ISO 8601 in UTC) only when the
     cell is not empty. Text is stripped.

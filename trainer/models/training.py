@@ -15,8 +15,8 @@ import numpy as np
 import numpy.typing as npt
 import tensorflow as tf
 
-from .config import DISTRIBUTE
-from .examples import Examples, ExampleStream
+from ..config import DISTRIBUTE
+from ..data.training_examples import Examples, ExampleStream
 
 keras = tf.keras
 _Callback: Any = keras.callbacks.Callback

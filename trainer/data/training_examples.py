@@ -122,7 +122,7 @@ class ExampleStream:
     """Training examples from a re-openable impression log, in bounded memory.
 
     Example:
-        >>> from edgerec.trainer.mind import Impression
+        >>> from edgerec.trainer.data.mind import Impression
         >>> log = [Impression(1, "u1", None, ("a", "b", "c"), ("d", "e"), (1, 0))]
         >>> table = ArticleTable.build(dict.fromkeys("abcde"))
         >>> stream = ExampleStream(lambda: iter(log), table, history_len=3, negatives=2,

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from .mind import Impression
+from ..data.mind import Impression
 
 __all__ = ["Baseline", "CategoryAffinity", "Popularity", "RandomScores", "TfidfCosine"]
 

@@ -293,8 +293,8 @@ def write_mind_layout(
             fh.write(f"{100000 + i}\t{' '.join(history)}\t{' '.join(shown)}\n")
     (out / "news_supplement.tsv").write_text("", encoding="utf-8")
     (out / "README.md").write_text(
-        f"SYNTHETIC data in the MIND layout, made by edgerec.trainer.synthetic (seed {seed}).\n"
-        "Not real click logs.\n",
+        "SYNTHETIC data in the MIND layout, made by edgerec.trainer.data.synthetic "
+        f"(seed {seed}).\nNot real click logs.\n",
         encoding="utf-8",
     )
     return out
@@ -313,7 +313,7 @@ def write_interactions_layout(
     seed: int = 0,
 ) -> Path:
     """Write a SYNTHETIC data set in the generic interactions format that
-    :mod:`edgerec.trainer.interactions` reads: ``articles.csv`` (every optional column
+    :mod:`edgerec.trainer.data.interactions` reads: ``articles.csv`` (every optional column
     filled), ``interactions.csv`` (``user``, ``article``, ``timestamp`` in ISO 8601 UTC,
     ``label``) and a README saying it is synthetic.
 
@@ -391,7 +391,7 @@ def write_interactions_layout(
                 writer.writerow([f"{SYNTHETIC_ID_PREFIX}U{u}", s, _iso(when), int(s in clicked)])
     (out / "README.md").write_text(
         "SYNTHETIC data in the generic interactions format (articles.csv, interactions.csv),\n"
-        f"made by edgerec.trainer.synthetic.write_interactions_layout (seed {seed}).\n"
+        f"made by edgerec.trainer.data.synthetic.write_interactions_layout (seed {seed}).\n"
         "Not real click logs.\n",
         encoding="utf-8",
     )

@@ -33,8 +33,8 @@ import tensorflow as tf
 
 from edgerec import FeatureSpec
 
-from .config import StudentConfig
-from .examples import Examples, ExampleStream
+from ..config import StudentConfig
+from ..data.training_examples import Examples, ExampleStream
 from .training import (
     ValidationRanking,
     cross_replica_sum,

@@ -33,8 +33,8 @@ import tensorflow as tf
 
 from edgerec import FeatureSpec
 
-from .config import TeacherConfig
-from .examples import Examples, ExampleStream
+from ..config import TeacherConfig
+from ..data.training_examples import Examples, ExampleStream
 from .training import ValidationRanking, stream_dataset, undistributed, warmup_cosine
 
 keras = tf.keras

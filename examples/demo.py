@@ -168,7 +168,7 @@ def main() -> int:
     run, keys, repo, home = out / "run", out / "keys", out / "repo", out / "device"
 
     with step("train", "the tiny config (edgerec-train pipeline; TensorFlow in a child)"):
-        cmd = [sys.executable, "-m", "edgerec.trainer.cli", "pipeline", "--config", "tiny"]
+        cmd = [sys.executable, "-m", "edgerec.trainer", "pipeline", "--config", "tiny"]
         cmd += ["--data", str(data), "--out", str(run), "--cache", str(out / "cache")]
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         if (code := subprocess.run(cmd, env=env, check=False).returncode) != 0:

@@ -1,7 +1,8 @@
-"""``edgerec-train``: the trainer's command line.
+"""``edgerec-train`` (also ``python -m edgerec.trainer``): the trainer's command line.
 
-Errors become one line on stderr and exit code 1; progress goes to stderr, results to the
-output folder. Subcommands: ``evaluate`` (baselines on the evaluation file),
+Every :class:`~edgerec.trainer.errors.TrainerError` (and an OS or SDK error about the
+user's files) becomes one line on stderr and exit code 1; progress goes to stderr, results
+to the output folder. Subcommands: ``evaluate`` (baselines on the evaluation file),
 ``pipeline`` (baselines, teacher, distilled students, int8 TFLite export, on-device
 evaluation and the bundle, in one report), ``export`` (re-export a run's student), and the
 update channel (:mod:`edgerec.trainer.publish`, no TensorFlow): ``keygen``, ``publish``,
@@ -21,17 +22,19 @@ from typing import Any
 
 import numpy as np
 
-from .data.embeddings import DIM, EmbeddingsUnavailable, MiniLMCosine, encode_articles
+from edgerec.errors import EdgerecError
+
+from .data.embeddings import DIM, MiniLMCosine, encode_articles
 from .data.interactions import (
     ARTICLES_FILE,
     INTERACTIONS_FILE,
-    InteractionsFormatError,
     find_table,
     iter_interaction_impressions,
     read_articles,
     time_span,
 )
 from .data.mind import Impression, ReadReport, coverage, iter_impressions, read_news
+from .errors import DataError, ExportError, TrainerError, UsageError
 from .evaluation.baselines import Baseline, CategoryAffinity, Popularity, RandomScores, TfidfCosine
 from .evaluation.report import score_impressions, summarize, write_report
 
@@ -40,10 +43,6 @@ __all__ = ["main"]
 DEFAULT_DATA = Path("../shared/data/mind")
 BASELINES = ("random", "popularity", "category", "tfidf", "minilm")
 DEFAULT_CACHE = Path.home() / ".cache" / "edgerec"
-
-
-class CliError(Exception):
-    """A problem to report to the user in one line."""
 
 
 def _log(msg: str) -> None:
@@ -69,7 +68,7 @@ def _mind_paths(data: Path) -> dict[str, Path]:
     }
     for key in ("news", "train", "eval"):
         if not paths[key].is_file():
-            raise CliError(
+            raise DataError(
                 f"{data} is neither the MIND layout (missing {paths[key].relative_to(data)}) "
                 f"nor the generic one ({ARTICLES_FILE} + {INTERACTIONS_FILE}, or .parquet)"
             )
@@ -95,31 +94,28 @@ def _load_mind(data: Path) -> Data:
 def _load_generic(data: Path, eval_fraction: float) -> Data:
     """The generic layout; the last ``eval_fraction`` of the log's time span is evaluated
     (histories still include every earlier click; no later row reaches training)."""
-    try:
-        articles_report = ReadReport(ARTICLES_FILE)
-        articles = read_articles(data, articles_report)
-        _log(articles_report.summary())
-        log = find_table(data, INTERACTIONS_FILE)
-        assert log is not None  # _load checked
-        span_report = ReadReport(INTERACTIONS_FILE)
-        first, last = time_span(log, span_report)
-        _log(span_report.summary())
-        cutoff = first + (last - first) * (1 - eval_fraction)
-        evaluation = []
-        for imp in iter_interaction_impressions(log, since=cutoff):
-            known = [
-                (c, y) for c, y in zip(imp.candidates, imp.labels, strict=True) if c in articles
-            ]  # candidates without metadata cannot be ranked
-            if known:
-                evaluation.append(
-                    replace(
-                        imp,
-                        candidates=tuple(c for c, _ in known),
-                        labels=tuple(y for _, y in known),
-                    )
+    articles_report = ReadReport(ARTICLES_FILE)
+    articles = read_articles(data, articles_report)
+    _log(articles_report.summary())
+    log = find_table(data, INTERACTIONS_FILE)
+    assert log is not None  # _load checked
+    span_report = ReadReport(INTERACTIONS_FILE)
+    first, last = time_span(log, span_report)
+    _log(span_report.summary())
+    cutoff = first + (last - first) * (1 - eval_fraction)
+    evaluation = []
+    for imp in iter_interaction_impressions(log, since=cutoff):
+        known = [
+            (c, y) for c, y in zip(imp.candidates, imp.labels, strict=True) if c in articles
+        ]  # candidates without metadata cannot be ranked
+        if known:
+            evaluation.append(
+                replace(
+                    imp,
+                    candidates=tuple(c for c, _ in known),
+                    labels=tuple(y for _, y in known),
                 )
-    except InteractionsFormatError as exc:
-        raise CliError(str(exc)) from None
+            )
     _log(f"evaluation: {len(evaluation)} impressions from {cutoff:%Y-%m-%d %H:%M} UTC on")
     return Data(
         articles,
@@ -133,13 +129,13 @@ def _load(data: Path, eval_fraction: float = 0.1) -> Data:
     """Either layout, cleaned, with its coverage report; one clear error when nothing
     usable remains."""
     if not data.is_dir():
-        raise CliError(f"data folder not found: {data}")
+        raise DataError(f"data folder not found: {data}")
     if find_table(data, INTERACTIONS_FILE) is not None:
         loaded = _load_generic(data, eval_fraction)
     else:
         loaded = _load_mind(data)
     if not loaded.articles or not loaded.evaluation or next(loaded.train(), None) is None:
-        raise CliError("nothing usable left after cleaning (see the summaries above)")
+        raise DataError("nothing usable left after cleaning (see the summaries above)")
     for name, imps in (("train", loaded.train()), ("eval", iter(loaded.evaluation))):
         cov = coverage(imps, loaded.articles)
         _log(
@@ -159,10 +155,7 @@ def _embeddings_installed() -> bool:
 
 
 def _minilm(articles: dict[str, dict[str, object]], cache: Path) -> Baseline:
-    try:
-        return MiniLMCosine(encode_articles(articles, cache / "minilm-vectors.npz"))
-    except EmbeddingsUnavailable as exc:
-        raise CliError(str(exc)) from None
+    return MiniLMCosine(encode_articles(articles, cache / "minilm-vectors.npz"))
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -227,22 +220,20 @@ def _baseline_rows(
 def cmd_pipeline(args: argparse.Namespace) -> int:
     from edgerec import FeatureSpec, featurize
 
-    from .config import ConfigError, load_config
+    from .config import load_config
     from .data.training_examples import ArticleTable, ExampleStream, evaluation_arrays, unpad
 
-    try:
-        cfg = load_config(args.config, args.set)
-    except ConfigError as exc:
-        raise CliError(str(exc)) from None
+    cfg = load_config(args.config, args.set)
     tc = cfg.teacher
     _log(f"config {cfg.name}: {tc}")
     if cfg.distribute != "none":
+        from .errors import ConfigError
         from .models.training import distribution
 
         try:  # before anything else starts TensorFlow (cpu_replicas splits its devices)
             strategy = distribution(cfg.distribute, cfg.cpu_replicas)
         except (RuntimeError, ValueError) as exc:
-            raise CliError(f"distribute={cfg.distribute}: {exc}") from None
+            raise ConfigError(f"distribute={cfg.distribute}: {exc}") from None
         _log(
             f"distribute={cfg.distribute}: {strategy.num_replicas_in_sync} replicas in sync; "
             f"global batch {tc.batch_size} (teacher), {cfg.student.batch_size} (students)"
@@ -292,7 +283,7 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
         f"{int((val_ex.kind == 1).sum())} from impressions)"
     )
     if stream.n_train == 0 or len(val_ex) == 0:
-        raise CliError("no training examples: the training logs have no known histories")
+        raise DataError("no training examples: the training logs have no known histories")
     timings["examples"] = time.perf_counter() - clock
 
     hist, cands = evaluation_arrays(evaluation, table, tc.history_len)
@@ -374,7 +365,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     """Re-export the student a pipeline run saved (``DIR/student``) as a bundle."""
     folder = args.run / "student"
     if not (folder / "config.json").is_file():
-        raise CliError(f"no saved student in {folder} (run `edgerec-train pipeline` first)")
+        raise ExportError(f"no saved student in {folder} (run `edgerec-train pipeline` first)")
     from .distill import load_student, make_bundle
     from .export import convert
 
@@ -389,7 +380,7 @@ def cmd_export(args: argparse.Namespace) -> int:
             )
         )
     if args.quantization == "full" and not representative:
-        raise CliError("full-integer quantization needs the saved calibration inputs")
+        raise ExportError("full-integer quantization needs the saved calibration inputs")
     golden = [
         (arrays[f"golden_history_{i}"], arrays[f"golden_candidates_{i}"])
         for i in range(len(arrays))
@@ -428,11 +419,22 @@ def _expiry(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def _thresholds(items: list[str]) -> dict[str, int]:
+    """``--threshold ROLE=N`` flags as a dict."""
+    out = {}
+    for item in items:
+        role, sep, value = item.partition("=")
+        if not sep or not value.strip().isdigit():
+            raise UsageError(f"--threshold {item!r}: expected ROLE=N, e.g. root=2")
+        out[role.strip()] = int(value)
+    return out
+
+
 def cmd_synthetic(args: argparse.Namespace) -> int:
     from .data.synthetic import write_interactions_layout, write_mind_layout
 
     if args.out.exists() and any(args.out.iterdir()):
-        raise CliError(f"{args.out} is not empty: synthetic data goes into a new folder")
+        raise UsageError(f"{args.out} is not empty: synthetic data goes into a new folder")
     if args.layout == "mind":
         write_mind_layout(args.out, seed=args.seed)
     else:
@@ -442,12 +444,9 @@ def cmd_synthetic(args: argparse.Namespace) -> int:
 
 
 def cmd_keygen(args: argparse.Namespace) -> int:
-    from .publish import ROLES, PublishError, keygen
+    from .publish import ROLES, keygen
 
-    try:
-        written = keygen(args.keys, args.roles or ROLES, count=args.count)
-    except PublishError as exc:
-        raise CliError(str(exc)) from None
+    written = keygen(args.keys, args.roles or ROLES, count=args.count)
     _log(f"wrote {len(written)} private key file(s) (mode 0600) and their .pub in {args.keys}")
     return 0
 
@@ -455,41 +454,34 @@ def cmd_keygen(args: argparse.Namespace) -> int:
 def cmd_publish(args: argparse.Namespace) -> int:
     from .publish import PublishError, publish
 
-    thresholds = dict(item.split("=", 1) for item in args.threshold)
     try:
         version = publish(
             args.repo,
             args.bundle,
             args.keys,
-            thresholds={k: int(v) for k, v in thresholds.items()},
+            thresholds=_thresholds(args.threshold),
             expiry=_expiry(args),
         )
-    except (PublishError, ValueError) as exc:
-        raise CliError(str(exc)) from None
+    except ValueError as exc:  # from the metadata libraries: still one line
+        raise PublishError(str(exc)) from None
     _log(f"published model {version} in {args.repo} (serve it with any static HTTP server)")
     return 0
 
 
 def cmd_refresh_timestamp(args: argparse.Namespace) -> int:
-    from .publish import PublishError, refresh_timestamp
+    from .publish import refresh_timestamp
 
-    try:
-        version = refresh_timestamp(args.repo, args.keys, expiry=_expiry(args))
-    except PublishError as exc:
-        raise CliError(str(exc)) from None
+    version = refresh_timestamp(args.repo, args.keys, expiry=_expiry(args))
     _log(f"timestamp version {version} signed")
     return 0
 
 
 def cmd_rotate_key(args: argparse.Namespace) -> int:
-    from .publish import PublishError, rotate_key
+    from .publish import rotate_key
 
-    try:
-        version = rotate_key(
-            args.repo, args.keys, args.role, args.new_keys, threshold=args.new_threshold
-        )
-    except PublishError as exc:
-        raise CliError(str(exc)) from None
+    version = rotate_key(
+        args.repo, args.keys, args.role, args.new_keys, threshold=args.new_threshold
+    )
     _log(f"root version {version} signed; move the new {args.role} key files into {args.keys}")
     return 0
 
@@ -619,7 +611,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
-    except (CliError, OSError, UnicodeDecodeError) as exc:
+    except (TrainerError, EdgerecError, OSError, UnicodeDecodeError) as exc:
         print(f"edgerec-train: error: {exc}", file=sys.stderr)
         return 1
 

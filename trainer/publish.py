@@ -59,6 +59,8 @@ from edgerec.bundle import MANIFEST_FILE, MODEL_FILE, Bundle
 from edgerec.errors import BundleError
 from edgerec.updates import LATEST_TARGET, bundle_target
 
+from .errors import PublishError
+
 __all__ = [
     "DEFAULT_EXPIRY",
     "ROLES",
@@ -78,10 +80,6 @@ DEFAULT_EXPIRY: Final = {
     "timestamp": timedelta(days=1),
 }
 _JSON = JSONSerializer(compact=False)
-
-
-class PublishError(Exception):
-    """A publishing problem to report in one line (never contains key bytes)."""
 
 
 def _now(now: datetime | None) -> datetime:

@@ -22,14 +22,12 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from ..errors import EmbeddingsUnavailable
+
 __all__ = ["MODEL_NAME", "EmbeddingsUnavailable", "MiniLMCosine", "article_text", "encode_articles"]
 
 MODEL_NAME = "all-MiniLM-L6-v2"
 DIM = 384
-
-
-class EmbeddingsUnavailable(RuntimeError):
-    """The text-embedding extra is not installed."""
 
 
 def article_text(article: Mapping[str, Any]) -> str:

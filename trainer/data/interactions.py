@@ -55,6 +55,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final, NamedTuple
 
+from ..errors import InteractionsFormatError
 from .mind import Impression, ReadReport
 
 __all__ = [
@@ -73,11 +74,6 @@ INTERACTIONS_FILE: Final = "interactions.csv"
 _ARTICLE_REQUIRED: Final = ("id", "title")
 _INTERACTION_REQUIRED: Final = ("user", "article", "timestamp")
 _NUMBER: Final = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)")
-
-
-class InteractionsFormatError(ValueError):
-    """An interactions file cannot be read at all: empty, no header, a required column
-    missing, or not valid CSV / UTF-8. The message names the file and the problem."""
 
 
 class _Row(NamedTuple):

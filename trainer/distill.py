@@ -25,7 +25,7 @@ import numpy.typing as npt
 import tensorflow as tf
 
 from edgerec import FeatureSpec, featurize
-from edgerec.bundle import Bundle, Ranker
+from edgerec.model import Bundle, ModelRunner
 
 from .config import Config
 from .data.mind import Impression
@@ -85,7 +85,7 @@ def _p50_ms(call: Callable[[], object], repeat: int = 100) -> float:
 
 
 def on_device_scores(
-    ranker: Ranker,
+    ranker: ModelRunner,
     evaluation: Sequence[Impression],
     articles: dict[str, dict[str, Any]],
 ) -> tuple[list[npt.NDArray[np.float32]], float]:
@@ -115,7 +115,7 @@ def _parity(a: list[Any], b: list[Any]) -> dict[str, float]:
     return {"max_abs_diff": round(diff, 5), "top10_agreement": round(float(np.mean(overlap)), 4)}
 
 
-def _bare_invoke_ms(ranker: Ranker, rng: np.random.Generator, n: int = 500) -> float:
+def _bare_invoke_ms(ranker: ModelRunner, rng: np.random.Generator, n: int = 500) -> float:
     """p50 of the ``rank`` signature alone on 50-item histories x ``n`` random candidates."""
     spec, length = ranker.manifest.spec, ranker.manifest.history_len
     history = rng.integers(1, spec.n_buckets, (min(50, length), spec.width), dtype=np.int32)
@@ -220,7 +220,7 @@ def run_student_stage(
     variants: dict[str, dict[str, Any]] = {}
     rows: dict[str, dict[str, Any]] = {}  # report row of each converted variant
     on_device: dict[str, list[Any]] = {}
-    rankers: dict[str, Ranker] = {}
+    rankers: dict[str, ModelRunner] = {}
     measured = (
         ("float", "dynamic", "full") if sc.quantization == "auto" else ("float", sc.quantization)
     )
@@ -242,7 +242,7 @@ def run_student_stage(
             metrics={},
             cold_start_prior={},
         )
-        ranker = Ranker(bundle)
+        ranker = ModelRunner(bundle)
         scores_q, per_impression = on_device_scores(ranker, evaluation, articles)
         row = summarize(evaluation, scores_q, n_bootstrap=cfg.bootstrap, seed=cfg.seed)
         variants[quant] = {
@@ -442,7 +442,7 @@ def make_bundle(
         metrics=metrics,
         cold_start_prior=cold_start_prior,
     )
-    ranker = Ranker(scratch)
+    ranker = ModelRunner(scratch)
     golden = [
         {
             "history": history.tolist(),
@@ -463,7 +463,7 @@ def make_bundle(
         metrics=metrics,
         cold_start_prior=cold_start_prior,
     )
-    Ranker(bundle).check_golden()
+    ModelRunner(bundle).check_golden()
     return bundle
 
 

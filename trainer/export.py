@@ -11,12 +11,9 @@ Three signatures, all with hashed feature rows as int32 inputs:
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import tempfile
-import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +24,8 @@ import numpy as np
 import numpy.typing as npt
 import tensorflow as tf
 
-from edgerec.bundle import MANIFEST_FILE, MODEL_FILE, SCHEMA_VERSION, Bundle
+from edgerec.model import Bundle, Manifest
+from edgerec.model import write_bundle as write_bundle_folder
 
 from .models.student import Student
 
@@ -131,62 +129,23 @@ def write_bundle(
     student: Student,
     model_version: int,
     quantization: Mapping[str, Any],
-    golden: list[dict[str, Any]],
+    golden: Sequence[Mapping[str, Any]],
     metrics: Mapping[str, Any],
     cold_start_prior: Mapping[str, Any],
 ) -> Bundle:
-    """Write ``model.tflite`` and ``manifest.json`` (temporary names, then renamed; the
-    manifest last, so a folder with a manifest always has its model), then load the result
-    back through the SDK's checks."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    spec, cfg = student.spec, student.cfg
-    width, length = spec.width, cfg.history_len
-
-    def tensor(shape: list[int], dtype: str) -> dict[str, Any]:
-        return {"dtype": dtype, "shape": shape}  # -1: resized at run time
-
-    manifest = {
-        "schema_version": SCHEMA_VERSION,
-        "model_version": model_version,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "feature_spec": spec.to_dict(),
-        "history_len": length,
-        "vector_dim": cfg.dim,
-        "signatures": {
-            "rank": {
-                "inputs": {
-                    "history": tensor([1, length, width], "int32"),
-                    "candidates": tensor([1, -1, width], "int32"),
-                },
-                "outputs": {"scores": tensor([1, -1], "float32")},
-            },
-            "items": {
-                "inputs": {"features": tensor([-1, width], "int32")},
-                "outputs": {"vectors": tensor([-1, cfg.dim], "float32")},
-            },
-            "user": {
-                "inputs": {"history": tensor([1, length, width], "int32")},
-                "outputs": {"vector": tensor([1, cfg.dim], "float32")},
-            },
-        },
-        "quantization": dict(quantization),
-        "model": {
-            "file": MODEL_FILE,
-            "bytes": len(model),
-            "sha256": hashlib.sha256(model).hexdigest(),
-        },
-        "golden": golden,
-        "metrics": dict(metrics),
-        "cold_start_prior": dict(cold_start_prior),
-    }
-    for name, data in (
-        (MODEL_FILE, model),
-        (MANIFEST_FILE, (json.dumps(manifest, indent=1) + "\n").encode()),
-    ):
-        tmp = out_dir / f".{name}.tmp"
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        tmp.replace(out_dir / name)
-    return Bundle.load(out_dir)
+    """Write ``model.tflite`` and ``manifest.json`` through the SDK's own code: the
+    manifest built and checked by :meth:`edgerec.model.Manifest.build` (the parser a
+    device runs), both files written atomically by :func:`edgerec.model.write_bundle`
+    (the manifest last), and the folder loaded back through :meth:`Bundle.load`."""
+    manifest = Manifest.build(
+        model=model,
+        spec=student.spec,
+        history_len=student.cfg.history_len,
+        vector_dim=student.cfg.dim,
+        model_version=model_version,
+        quantization=quantization,
+        golden=golden,
+        metrics=metrics,
+        cold_start_prior=cold_start_prior,
+    )
+    return write_bundle_folder(out_dir, model, manifest)

@@ -13,6 +13,7 @@ The SDK never needs any of this.
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import sys
 from collections.abc import Mapping, Sequence
@@ -21,6 +22,8 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+
+from edgerec._fs import atomic_write
 
 from ..errors import EmbeddingsUnavailable
 
@@ -88,10 +91,10 @@ def encode_articles(
         )
         for text, vec in zip(missing, vectors, strict=True):
             known[_key(text)] = vec.astype(np.float32)
-        tmp = cache.with_name(cache.name + ".tmp.npz")
         keys = np.array(list(known), dtype="S32")
-        np.savez(tmp, keys=keys, vectors=np.stack([known[k] for k in keys.tolist()]))
-        tmp.replace(cache)
+        npz = io.BytesIO()
+        np.savez(npz, keys=keys, vectors=np.stack([known[k] for k in keys.tolist()]))
+        atomic_write(cache, npz.getvalue())
         print(f"[embeddings] encoded {len(missing)} new texts, cache {cache}", file=sys.stderr)
     return {news_id: known[_key(t)] for news_id, t in texts.items()}
 

@@ -36,6 +36,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from edgerec.model import pad_history  # left-padded, as the device pads feature rows
+
 from .mind import Impression
 
 __all__ = [
@@ -43,7 +45,6 @@ __all__ = [
     "ExampleStream",
     "Examples",
     "evaluation_arrays",
-    "pad_history",
     "unpad",
 ]
 
@@ -77,12 +78,6 @@ class Examples:
 
     def take(self, rows: npt.NDArray[np.intp]) -> Examples:
         return Examples(self.history[rows], self.candidates[rows], self.kind[rows])
-
-
-def pad_history(known: Sequence[int], length: int) -> IntArray:
-    """The last ``length`` items, left-padded with 0 (the LSTM student reads it this way too)."""
-    tail = list(known[-length:])
-    return np.array([0] * (length - len(tail)) + tail, dtype=np.int32)
 
 
 def evaluation_arrays(

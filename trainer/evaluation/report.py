@@ -12,6 +12,7 @@ nDCG@10 with their intervals.
 
 from __future__ import annotations
 
+import io
 import json
 import time
 from collections.abc import Callable, Sequence
@@ -19,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from edgerec._fs import atomic_write
 
 from ..data.mind import Impression
 from .metrics import METRICS, evaluate
@@ -69,7 +72,7 @@ def write_report(
     ``timings`` (seconds per pipeline stage) go to the JSON as ``timings_s``; ``extra``
     keys are added to the JSON as they are.
 
-    Writes go to a temporary name first and are renamed into place, so a crash never
+    Each file is replaced atomically (:func:`edgerec._fs.atomic_write`), so a crash never
     leaves a half-written report behind.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -101,9 +104,7 @@ def write_report(
         ("report.json", json.dumps(report, indent=2) + "\n"),
         ("report.md", "\n".join(lines) + "\n"),
     ):
-        tmp = out_dir / f".{name}.tmp"
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(out_dir / name)
+        atomic_write(out_dir / name, text.encode("utf-8"))
     _plot(out_dir, models, f"{Path(eval_file).name}, {n_impressions} impressions")
     return out_dir / "report.json"
 
@@ -126,7 +127,7 @@ def _plot(out_dir: Path, models: dict[str, dict[str, Any]], title: str) -> None:
         ax.grid(axis="x", alpha=0.3)
     fig.suptitle(title)
     fig.tight_layout()
-    tmp = out_dir / ".report.png.tmp"
-    fig.savefig(tmp, format="png", dpi=110)
+    png = io.BytesIO()
+    fig.savefig(png, format="png", dpi=110)
     plt.close(fig)
-    tmp.replace(out_dir / "report.png")
+    atomic_write(out_dir / "report.png", png.getvalue())

@@ -22,7 +22,6 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 import numpy as np
 import numpy.typing as npt
-import tensorflow as tf
 
 from edgerec import FeatureSpec, featurize
 from edgerec.model import Bundle, ModelRunner
@@ -32,7 +31,8 @@ from .data.mind import Impression
 from .data.training_examples import ArticleTable, ExampleStream, evaluation_arrays, unpad
 from .evaluation.report import summarize
 from .export import convert, write_bundle
-from .models.student import Student, TeacherScores, score_indices, train_student
+from .models.distillation import TeacherScores, teacher_scorer
+from .models.student import Student, score_indices, train_student
 from .models.teacher import Teacher
 from .models.training import distribution
 
@@ -50,21 +50,6 @@ class StudentStage:
     models: dict[str, dict[str, Any]]  # report rows
     export: dict[str, Any]  # quantization comparison, parity, bundle facts
     timings: dict[str, float]
-
-
-def teacher_scorer(
-    teacher: Teacher, history_len: int
-) -> Callable[[tf.Tensor, tf.Tensor], tf.Tensor]:
-    """Teacher scores for student batches: the article table encoded once (the teacher is
-    frozen), the student's longer history cut to the teacher's newest ``history_len``."""
-    articles = tf.constant(teacher.encode_articles(training=False))  # (A, D)
-
-    def scores(history: tf.Tensor, candidates: tf.Tensor) -> tf.Tensor:
-        return tf.stop_gradient(
-            teacher.scores(articles, history[:, -history_len:], candidates, training=False)
-        )  # (B, C)
-
-    return scores
 
 
 def _rows(articles: dict[str, dict[str, Any]], ids: Sequence[str], spec: FeatureSpec) -> IntArray:

@@ -6,11 +6,11 @@ tower encodes candidates and history items. User tower: an LSTM over the last L 
 item vectors, left-padded (the padding comes first, so the last state is the newest
 click), then a dense layer: (B, L, F) -> (B, D). Score: the dot product, (B, N).
 
-Training reads the same streamed examples as the teacher (article-table indices) and
-gathers their hashed features inside the graph. Loss: ``alpha * T^2 * KL(softmax(t/T) ||
-softmax(s/T)) + (1 - alpha) * cross-entropy(click)`` over the same candidate lists the
-teacher scored (Hinton et al.'s temperature-scaled distillation); ``alpha = 0`` is the
-student trained without a teacher.
+Training (:class:`StudentTrainer`, a thin wrapper; only the :class:`Student` inside it is
+saved and exported) reads the same streamed examples as the teacher (article-table
+indices) and gathers their hashed features inside the graph. Its loss is
+:func:`.distillation.distillation_loss`: temperature-scaled KL to the teacher's scores of
+the same candidate lists plus the click loss, a weighted mean over the global batch.
 
 Uses tf-keras (TF_USE_LEGACY_KERAS=1): its LSTM converts to TFLite's fused
 UNIDIRECTIONAL_SEQUENCE_LSTM (DESIGN.md section 3), but that op is stateful
@@ -20,8 +20,6 @@ across invokes, so the student unrolls its LSTM over the fixed L steps instead.
 from __future__ import annotations
 
 import os
-import sys
-from collections.abc import Callable
 from typing import Any
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
@@ -35,21 +33,14 @@ from edgerec import FeatureSpec
 
 from ..config import StudentConfig
 from ..data.training_examples import Examples, ExampleStream
-from .training import (
-    ValidationRanking,
-    cross_replica_sum,
-    stream_dataset,
-    undistributed,
-    warmup_cosine,
-)
+from .distillation import TeacherScores, distillation_loss
+from .training import RankingModel, fit_streamed, undistributed
 
 keras = tf.keras
 _Layer: Any = keras.layers.Layer
 _Model: Any = keras.Model
 
 __all__ = ["Student", "StudentTrainer", "field_groups", "score_indices", "train_student"]
-
-TeacherScores = Callable[[tf.Tensor, tf.Tensor], tf.Tensor]  # (B, L), (B, C) -> (B, C)
 
 
 def field_groups(spec: FeatureSpec, use_id: bool) -> npt.NDArray[np.float32]:
@@ -139,9 +130,12 @@ def gather_inputs(
     return out
 
 
-class StudentTrainer(_Model):  # type: ignore[misc]
+class StudentTrainer(RankingModel):
     """Training wrapper: examples as article-table indices, features gathered in-graph,
-    the distillation loss in ``train_step``. Only ``student`` is saved and exported."""
+    the distillation loss (a weighted mean: ``normalize_by = "weights"``). Only
+    ``student`` is saved and exported."""
+
+    normalize_by = "weights"
 
     def __init__(
         self,
@@ -157,13 +151,6 @@ class StudentTrainer(_Model):  # type: ignore[misc]
         self.feed_vectors = None if feed_vectors is None else tf.constant(feed_vectors)  # (A, P)
         self.cfg = cfg
         self._teacher = [teacher]  # a list: not tracked as a layer, never trained or saved
-        # epoch means that aggregate across replicas (a returned tensor would be summed)
-        self.loss_mean = keras.metrics.Mean(name="loss")
-        self.top1_mean = keras.metrics.Mean(name="top1")
-
-    @property
-    def metrics(self) -> list[Any]:
-        return [self.loss_mean, self.top1_mean]  # reset by Keras at each epoch
 
     def call(self, inputs: dict[str, tf.Tensor], training: bool = False) -> tf.Tensor:
         return self.student(
@@ -173,36 +160,21 @@ class StudentTrainer(_Model):  # type: ignore[misc]
             training=training,
         )
 
-    def train_step(self, data: Any) -> dict[str, tf.Tensor]:
-        inputs, labels, weights = data
+    def example_losses(
+        self, inputs: dict[str, tf.Tensor], labels: tf.Tensor, scores: tf.Tensor
+    ) -> tf.Tensor:
+        """:func:`.distillation.distillation_loss` of each example: (B,)."""
         teacher = self._teacher[0]
-        alpha = self.cfg.alpha if teacher is not None else 0.0
-        t = self.cfg.temperature
-        with tf.GradientTape() as tape:
-            scores = self(inputs, training=True)  # (B, C)
-            click = tf.keras.losses.sparse_categorical_crossentropy(
-                labels, scores, from_logits=True
-            )  # (B,)
-            loss = (1.0 - alpha) * click
-            if teacher is not None and alpha > 0:
-                target = tf.nn.softmax(
-                    teacher(inputs["history"], inputs["candidates"]) / t
-                )  # (B, C)
-                log_student = tf.nn.log_softmax(scores / t)
-                kl = tf.reduce_sum(target * (tf.math.log(target + 1e-9) - log_student), -1)  # (B,)
-                loss += alpha * t * t * kl
-            # Divided by the weight of the whole global batch: under a strategy each replica
-            # holds a share of it and the replicas' gradients are summed.
-            total = tf.reduce_sum(loss * weights)
-            replica_loss = total / cross_replica_sum(tf.reduce_sum(weights))
-            loss = total / tf.reduce_sum(weights)
-        grads = tape.gradient(replica_loss, self.student.trainable_variables)
-        self.optimizer.apply_gradients(zip(grads, self.student.trainable_variables, strict=True))
-        self.loss_mean.update_state(loss)
-        self.top1_mean.update_state(
-            tf.cast(tf.argmax(scores, -1, output_type=tf.int32) == 0, tf.float32)
+        teacher_scores = None
+        if teacher is not None and self.cfg.alpha > 0:
+            teacher_scores = teacher(inputs["history"], inputs["candidates"])  # (B, C)
+        return distillation_loss(
+            scores,
+            labels,
+            teacher_scores,
+            alpha=self.cfg.alpha,
+            temperature=self.cfg.temperature,
         )
-        return {"loss": self.loss_mean.result(), "top1": self.top1_mean.result()}
 
 
 def train_student(
@@ -225,32 +197,17 @@ def train_student(
     with strategy.scope():  # variables (mirrored under a strategy) and the optimizer
         student = Student(spec, cfg)
         trainer = StudentTrainer(student, features, cfg, teacher, feed_vectors)
-    data, n_train = stream_dataset(
+    fit_streamed(
+        trainer,
         train,
-        batch_size=cfg.batch_size,
-        shuffle_buffer=cfg.shuffle_buffer,
-        max_examples=cfg.max_examples,
-        impression_weight=1.0,
-        seed=seed,
-    )
-    steps = max(1, -(-n_train // cfg.batch_size)) * cfg.epochs
-    with strategy.scope():
-        trainer.compile(
-            optimizer=keras.optimizers.AdamW(
-                warmup_cosine(cfg.learning_rate, steps, cfg.warmup_fraction),
-                weight_decay=cfg.weight_decay,
-            )
-        )
-        trainer({"history": validation.history[:1], "candidates": validation.candidates[:1]})
-    monitor = ValidationRanking(
         validation,
-        cfg.patience,
-        lambda h, c: score_indices(student, features, h, c, feed_vectors),
+        cfg,
+        strategy=strategy,
+        score=lambda h, c: score_indices(student, features, h, c, feed_vectors),
+        impression_weight=1.0,  # every example weighs the same
+        seed=seed,
         name="student",
         keep_start=False,  # an untrained student is random weights, not a model to ship
-    )
-    trainer.fit(
-        data, epochs=cfg.epochs, callbacks=[monitor], verbose=1 if sys.stderr.isatty() else 2
     )
     sample = gather_inputs(
         tf.constant(features),

@@ -5,8 +5,9 @@ field) for title tokens pooled by additive attention, category, subcategory and 
 plus, optionally, the frozen MiniLM sentence vector of the article, mixed by a dense layer.
 User encoder: multi-head self-attention over the last L clicked articles, then additive
 attention pooling. Score: dot product of user and candidate vectors. Trained with softmax
-cross-entropy over one positive and K negatives, AdamW, linear warm-up then cosine decay,
-early stopping on held-out users.
+cross-entropy over one positive and K negatives (:meth:`Teacher.example_losses`, averaged
+over the batch's examples as ``compile(loss=...)`` would), AdamW, linear warm-up then
+cosine decay, early stopping on held-out users (:func:`.training.fit_streamed`).
 
 Every article is encoded once per step from the whole article table (about 8k rows for the
 MIND subset), then gathered: cheaper than encoding each history slot of each example.
@@ -19,7 +20,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -35,7 +35,7 @@ from edgerec import FeatureSpec
 
 from ..config import TeacherConfig
 from ..data.training_examples import Examples, ExampleStream
-from .training import ValidationRanking, stream_dataset, undistributed, warmup_cosine
+from .training import RankingModel, fit_streamed, undistributed
 
 keras = tf.keras
 _Layer: Any = keras.layers.Layer
@@ -61,7 +61,7 @@ class AdditiveAttention(_Layer):  # type: ignore[misc]
         return tf.einsum("bt,btd->bd", weights, x)
 
 
-class Teacher(_Model):  # type: ignore[misc]
+class Teacher(RankingModel):
     """Scores candidates for a history. Inputs: ``history`` (B, L) and ``candidates``
     (B, C) indices into the article table (0 = padding). Output: (B, C) scores."""
 
@@ -147,6 +147,12 @@ class Teacher(_Model):  # type: ignore[misc]
         articles = self.encode_articles(training)  # (A, D)
         return self.scores(articles, inputs["history"], inputs["candidates"], training)
 
+    def example_losses(
+        self, inputs: dict[str, tf.Tensor], labels: tf.Tensor, scores: tf.Tensor
+    ) -> tf.Tensor:
+        """Softmax cross-entropy of the positive among the (B, C) scores: (B,)."""
+        return keras.losses.sparse_categorical_crossentropy(labels, scores, from_logits=True)
+
 
 def train_teacher(
     train: ExampleStream,
@@ -167,33 +173,19 @@ def train_teacher(
     strategy = strategy or tf.distribute.get_strategy()
     with strategy.scope():  # variables (mirrored under a strategy) and the optimizer
         model = Teacher(features, vectors, spec, cfg)
-    data, n_train = stream_dataset(
+    monitor = fit_streamed(
+        model,
         train,
-        batch_size=cfg.batch_size,
-        shuffle_buffer=cfg.shuffle_buffer,
-        max_examples=cfg.max_examples,
+        validation,
+        cfg,
+        strategy=strategy,
+        score=lambda h, c: score(model, h, c),
         impression_weight=cfg.impression_weight,
         seed=seed,
+        name="teacher",
+        keep_start=True,  # the zero-shot start is the MiniLM baseline: training only adds
     )
-    steps = max(1, -(-n_train // cfg.batch_size)) * cfg.epochs
     sample = {"history": validation.history[:1], "candidates": validation.candidates[:1]}
-    with strategy.scope():
-        model.compile(
-            optimizer=keras.optimizers.AdamW(
-                learning_rate=warmup_cosine(cfg.learning_rate, steps, cfg.warmup_fraction),
-                weight_decay=cfg.weight_decay,
-            ),
-            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-            metrics=[keras.metrics.SparseCategoricalAccuracy(name="top1")],
-        )
-        model(sample)  # build the weights, so the untrained start can be measured and kept
-    monitor = ValidationRanking(validation, cfg.patience, lambda h, c: score(model, h, c))
-    model.fit(
-        data,
-        epochs=cfg.epochs,
-        callbacks=[monitor],
-        verbose=1 if sys.stderr.isatty() else 2,
-    )
     model = undistributed(model, lambda: Teacher(features, vectors, spec, cfg), sample)
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)

@@ -1,12 +1,24 @@
-"""What the teacher and the student share in training: streamed batches, the learning-rate
-schedule, and early stopping on a ranking signal from held-out users."""
+"""What the teacher and the student share in training.
+
+* :class:`RankingModel`: the one training style. A model (or a thin training wrapper)
+  says what its loss is per example; Keras's own ``train_step`` and ``fit()`` do the rest,
+  as tensorflow/recommenders' models do. No hand-written training step.
+* :func:`fit_streamed`: the loop both run: streamed batches (:func:`stream_dataset`),
+  AdamW with linear warm-up then cosine decay (:func:`warmup_cosine`), early stopping on
+  held-out users (:class:`ValidationRanking`).
+* ``tf.distribute``: :func:`distribution` makes the strategy once per process,
+  :func:`cross_replica_sum` and :func:`undistributed` are what a replicated model needs.
+
+A batch is ``({"history": (B, L), "candidates": (B, 1 + K)}, labels (B,), weights (B,))``:
+article-table indices, the positive always in column 0 (so every label is 0).
+"""
 
 from __future__ import annotations
 
 import os
 import sys
 from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -20,11 +32,15 @@ from ..data.training_examples import Examples, ExampleStream
 
 keras = tf.keras
 _Callback: Any = keras.callbacks.Callback
+_Model: Any = keras.Model
 
 __all__ = [
+    "RankingModel",
+    "Schedule",
     "ValidationRanking",
     "cross_replica_sum",
     "distribution",
+    "fit_streamed",
     "ranking_auc",
     "stream_dataset",
     "undistributed",
@@ -80,6 +96,140 @@ def stream_dataset(
     return data.batch(batch_size).prefetch(tf.data.AUTOTUNE), n
 
 
+class _EpochMeans:
+    """The epoch means Keras logs (``loss``, ``top1``), held outside the model: a metric
+    assigned to a Keras model becomes one of its weights (measured with tf-keras 2.21:
+    ``total`` and ``count`` listed first in ``model.weights``), and would then be saved
+    with the teacher's weights and copied with every ``get_weights``."""
+
+    def __init__(self) -> None:
+        # Means, not returned tensors: under a strategy they aggregate across replicas.
+        self.loss = keras.metrics.Mean(name="loss")
+        self.top1 = keras.metrics.Mean(name="top1")
+
+
+class RankingModel(_Model):  # type: ignore[misc]
+    """A Keras model trained by ``fit()`` through :meth:`compute_loss`, the hook Keras's
+    own ``train_step`` calls. Subclasses implement :meth:`example_losses`; this class
+    reduces it to the global batch's mean and keeps the epoch metrics.
+
+    The mean is over the *global* batch: under a ``tf.distribute`` strategy each replica
+    holds a share of the batch and the replicas' gradients are summed, so each replica
+    divides its weighted sum by the whole batch's denominator
+    (:func:`cross_replica_sum`); one step under a strategy equals one step on one device
+    (``tests/trainer/models/test_distribute.py``). ``normalize_by`` picks the denominator:
+
+    * ``"examples"``: the number of examples, what Keras's ``compile(loss=...)`` divides
+      by (``SUM_OVER_BATCH_SIZE``); the teacher's loss;
+    * ``"weights"``: the sum of the example weights, a weighted mean; the student's loss.
+      With every weight 1 (the pipeline's students) the two are the same.
+    """
+
+    normalize_by = "examples"
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._epoch = _EpochMeans()
+
+    @property
+    def metrics(self) -> list[Any]:
+        return [self._epoch.loss, self._epoch.top1]  # reset by Keras at each epoch
+
+    def example_losses(self, inputs: Any, labels: tf.Tensor, scores: tf.Tensor) -> tf.Tensor:
+        """(B,) loss of each example, from its inputs, label and (B, C) scores."""
+        raise NotImplementedError
+
+    def compute_loss(
+        self,
+        x: Any = None,
+        y: tf.Tensor | None = None,
+        y_pred: tf.Tensor | None = None,
+        sample_weight: tf.Tensor | None = None,
+    ) -> tf.Tensor:
+        losses = self.example_losses(x, y, y_pred)  # (B,)
+        if sample_weight is None:
+            weights = tf.ones_like(losses)  # (B,)
+        else:
+            weights = tf.cast(sample_weight, losses.dtype)  # (B,)
+        total = tf.reduce_sum(losses * weights)  # this replica's share of the batch
+        if self.normalize_by == "weights":
+            denominator = tf.reduce_sum(weights)
+        else:
+            denominator = tf.cast(tf.shape(losses)[0], losses.dtype)
+        self._epoch.loss.update_state(total / denominator, sample_weight=denominator)
+        return total / cross_replica_sum(denominator)
+
+    def compute_metrics(
+        self, x: Any, y: tf.Tensor, y_pred: tf.Tensor, sample_weight: tf.Tensor | None
+    ) -> dict[str, tf.Tensor]:
+        top = tf.argmax(y_pred, -1, output_type=tf.int32)  # (B,)
+        hits = tf.cast(tf.equal(top, tf.cast(y, tf.int32)), tf.float32)  # (B,)
+        self._epoch.top1.update_state(hits, sample_weight=sample_weight)
+        return {m.name: m.result() for m in self.metrics}
+
+
+class Schedule(Protocol):
+    """The training settings the teacher's and the student's configs share."""
+
+    @property
+    def batch_size(self) -> int: ...
+    @property
+    def epochs(self) -> int: ...
+    @property
+    def learning_rate(self) -> float: ...
+    @property
+    def warmup_fraction(self) -> float: ...
+    @property
+    def weight_decay(self) -> float: ...
+    @property
+    def patience(self) -> int: ...
+    @property
+    def max_examples(self) -> int: ...
+    @property
+    def shuffle_buffer(self) -> int: ...
+
+
+def fit_streamed(
+    model: RankingModel,
+    train: ExampleStream,
+    validation: Examples,
+    cfg: Schedule,
+    *,
+    strategy: Any,
+    score: Scorer,
+    impression_weight: float,
+    seed: int,
+    name: str,
+    keep_start: bool,
+) -> ValidationRanking:
+    """Train ``model`` (made under ``strategy.scope()``) on the streamed examples with
+    Keras's ``fit()``: AdamW, warm-up then cosine decay over every step, early stopping on
+    ``validation`` scored by ``score``. Returns the early-stopping monitor (its
+    ``history``: the validation ranking AUC before training, then after each epoch); the
+    model ends with the best weights seen."""
+    data, n_train = stream_dataset(
+        train,
+        batch_size=cfg.batch_size,
+        shuffle_buffer=cfg.shuffle_buffer,
+        max_examples=cfg.max_examples,
+        impression_weight=impression_weight,
+        seed=seed,
+    )
+    steps = max(1, -(-n_train // cfg.batch_size)) * cfg.epochs
+    with strategy.scope():  # the optimizer's slots mirror the variables
+        model.compile(
+            optimizer=keras.optimizers.AdamW(
+                learning_rate=warmup_cosine(cfg.learning_rate, steps, cfg.warmup_fraction),
+                weight_decay=cfg.weight_decay,
+            )
+        )
+        # build the weights, so that the untrained start can be measured (and kept)
+        model({"history": validation.history[:1], "candidates": validation.candidates[:1]})
+    monitor = ValidationRanking(validation, cfg.patience, score, name=name, keep_start=keep_start)
+    model.fit(data, epochs=cfg.epochs, callbacks=[monitor], verbose=1 if sys.stderr.isatty() else 2)
+    return monitor
+
+
 def distribution(name: str = "none", cpu_replicas: int = 0) -> Any:
     """The ``tf.distribute`` strategy for ``Config.distribute``, made once per process
     (the teacher and the students share it):
@@ -123,8 +273,9 @@ def distribution(name: str = "none", cpu_replicas: int = 0) -> Any:
 
 
 def cross_replica_sum(value: tf.Tensor) -> tf.Tensor:
-    """``value`` summed over the replicas in sync (itself outside a strategy): what a
-    custom ``train_step`` divides by so that its loss is the global batch's mean."""
+    """``value`` summed over the replicas in sync (itself outside a strategy): what
+    :meth:`RankingModel.compute_loss` divides by so that its loss is the global batch's
+    mean."""
     ctx = tf.distribute.get_replica_context()
     if ctx is None or ctx.num_replicas_in_sync == 1:
         return value

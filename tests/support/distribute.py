@@ -1,9 +1,10 @@
-"""Run by tests/test_distribute.py in a child process (the CPU must be split into logical
-devices before TensorFlow starts): one SGD step of the teacher and of the distilling
-student on the same SYNTHETIC batch, once on one device and once under
+"""Run by tests/trainer/models/test_distribute.py in a child process (the CPU must be split
+into logical devices before TensorFlow starts): one SGD step of the teacher and of the
+distilling student on the same SYNTHETIC batch, once on one device and once under
 ``distribution("mirrored", cpu_replicas=2)`` (or ``"multiworker"``: run once per worker,
-with ``TF_CONFIG`` set), from the same weights. Prints JSON: the
-largest weight difference after the step and how far the step moved the weights.
+with ``TF_CONFIG`` set), from the same weights. Both train the one way the trainer trains:
+their own ``compute_loss`` under Keras's ``fit()``. Prints JSON: the largest weight
+difference after the step and how far the step moved the weights.
 
 SGD, not Adam: Adam's update does not depend on the gradient's scale, so it would hide a
 loss that is not divided across replicas.
@@ -40,10 +41,10 @@ def _batch(rng: np.random.Generator, articles: int, length: int, width: int) -> 
     return tf.data.Dataset.from_tensor_slices(data).batch(n)
 
 
-def _step(make, compile_kwargs, data, start, strategy):  # type: ignore[no-untyped-def]
+def _step(make, data, start, strategy):  # type: ignore[no-untyped-def]
     with strategy.scope():
         model = make()
-        model.compile(optimizer=keras.optimizers.SGD(0.5), **compile_kwargs)
+        model.compile(optimizer=keras.optimizers.SGD(0.5))  # the loss is the model's own
         for inputs, _, _ in data:
             model(inputs)
         if start is not None:
@@ -54,9 +55,9 @@ def _step(make, compile_kwargs, data, start, strategy):  # type: ignore[no-untyp
     return before, [w.numpy() for w in model.trainable_weights]
 
 
-def _compare(make, compile_kwargs, data, mirrored):  # type: ignore[no-untyped-def]
-    before, one = _step(make, compile_kwargs, data, None, tf.distribute.get_strategy())
-    _, two = _step(make, compile_kwargs, data, before, mirrored)
+def _compare(make, data, mirrored):  # type: ignore[no-untyped-def]
+    before, one = _step(make, data, None, tf.distribute.get_strategy())
+    _, two = _step(make, data, before, mirrored)
     return {
         "moved": max(float(np.abs(a - b).max()) for a, b in zip(one, before, strict=True)),
         "max_diff": max(float(np.abs(a - b).max()) for a, b in zip(one, two, strict=True)),
@@ -76,7 +77,6 @@ def main(mode: str) -> None:
     tc = TeacherConfig(history_len=5, dim=8, heads=2, dropout=0.0)
     out["teacher"] = _compare(
         lambda: Teacher(features, None, spec, tc),
-        {"loss": keras.losses.SparseCategoricalCrossentropy(from_logits=True)},
         _batch(rng, articles, tc.history_len, 1 + tc.negatives),
         mirrored,
     )
@@ -88,7 +88,6 @@ def main(mode: str) -> None:
 
     out["student"] = _compare(
         lambda: StudentTrainer(Student(spec, sc), features, sc, teacher),
-        {},
         _batch(rng, articles, sc.history_len, 1 + sc.negatives),
         mirrored,
     )

@@ -20,7 +20,7 @@ from edgerec.trainer.data.synthetic import write_mind_layout
 
 pytestmark = pytest.mark.trainer
 
-SUPPORT = Path(__file__).with_name("distribute_support.py")
+SUPPORT = Path(__file__).resolve().parents[2] / "support" / "distribute.py"
 BIN = Path(sys.executable).parent
 
 
@@ -120,7 +120,7 @@ def test_the_tiny_pipeline_trains_as_a_two_worker_cluster(tmp_path: Path) -> Non
     logs = [err for _, err in outputs]
     assert all("distribute=multiworker: 2 replicas in sync" in log for log in logs)
 
-    from edgerec.bundle import Bundle, Ranker
+    from edgerec.model import Bundle, ModelRunner
 
     reports = [json.loads((tmp_path / f"worker{i}" / "report.json").read_text()) for i in (0, 1)]
     models = reports[0]["models"]
@@ -130,7 +130,7 @@ def test_the_tiny_pipeline_trains_as_a_two_worker_cluster(tmp_path: Path) -> Non
     assert reports[0]["models"] == reports[1]["models"]
     bundles = [Bundle.load(tmp_path / f"worker{i}" / "bundle") for i in (0, 1)]
     assert bundles[0].manifest.model_sha256 == bundles[1].manifest.model_sha256
-    assert Ranker(bundles[0]).check_golden() <= 1e-3
+    assert ModelRunner(bundles[0]).check_golden() <= 1e-3
 
 
 @pytest.mark.parametrize("value", ["tpu", "Mirrored", ""])

@@ -10,8 +10,9 @@ import pytest
 
 from edgerec.trainer import cli
 from edgerec.trainer.data import embeddings
-from edgerec.trainer.data.embeddings import MiniLMCosine, article_text, encode_articles
+from edgerec.trainer.data.embeddings import article_text, encode_articles
 from edgerec.trainer.data.synthetic import write_mind_layout
+from edgerec.trainer.evaluation.baselines import MiniLMCosine
 
 ARTICLES = {
     "a": {"title": "Late goal wins the football match", "abstract": "The striker scored."},

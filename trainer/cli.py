@@ -14,21 +14,16 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from edgerec.errors import EdgerecError
 
-from .data.embeddings import DIM, cached_vectors, installed
-from .data.loading import load
-from .errors import DataError, ExportError, TrainerError, UsageError
-from .evaluation.baselines import BASELINES, score_baselines
-from .evaluation.report import summarize, write_report
-from .progress import log as _log
+from .data.loading import DEFAULT_EVAL_FRACTION
+from .errors import TrainerError, UsageError
+from .evaluation.baselines import BASELINES
+from .progress import log
 
 __all__ = ["main"]
 
@@ -37,208 +32,34 @@ DEFAULT_CACHE = Path.home() / ".cache" / "edgerec"
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    data = load(args.data, args.eval_fraction)
-    models = score_baselines(
-        data,
+    from .pipeline import evaluate
+
+    evaluate(
+        args.data,
+        args.out,
+        eval_fraction=args.eval_fraction,
+        cache=args.cache,
         names=args.baselines,
         bootstrap=args.bootstrap,
         seed=args.seed,
-        cache=args.cache,
     )
-    path = write_report(
-        args.out, eval_file=data.eval_file, n_impressions=len(data.evaluation), models=models
-    )
-    _log(f"wrote {path} and {path.with_suffix('.md')}")
     return 0
 
 
 def cmd_pipeline(args: argparse.Namespace) -> int:
-    from edgerec import FeatureSpec, featurize
-
     from .config import load_config
-    from .data.training_examples import ArticleTable, ExampleStream, evaluation_arrays, unpad
+    from .pipeline import run
 
     cfg = load_config(args.config, args.set)
-    tc = cfg.teacher
-    _log(f"config {cfg.name}: {tc}")
-    if cfg.distribute != "none":
-        from .errors import ConfigError
-        from .models.training import distribution
-
-        try:  # before anything else starts TensorFlow (cpu_replicas splits its devices)
-            strategy = distribution(cfg.distribute, cfg.cpu_replicas)
-        except (RuntimeError, ValueError) as exc:
-            raise ConfigError(f"distribute={cfg.distribute}: {exc}") from None
-        _log(
-            f"distribute={cfg.distribute}: {strategy.num_replicas_in_sync} replicas in sync; "
-            f"global batch {tc.batch_size} (teacher), {cfg.student.batch_size} (students)"
-        )
-    timings: dict[str, float] = {}
-    clock = time.perf_counter()
-    data = load(args.data, args.eval_fraction)
-    articles, evaluation = data.articles, data.evaluation
-    spec = FeatureSpec.default()
-    table = ArticleTable.build(articles)
-    features = np.zeros((len(table), spec.width), dtype=np.int32)  # (A, F), row 0 padding
-    features[1:] = featurize([articles[i] for i in table.ids[1:]], spec)
-    by_id = None  # MiniLM vectors, encoded once for the baseline and the teacher
-    if cfg.minilm and installed():
-        by_id = cached_vectors(articles, args.cache)
-    timings["prepare"] = time.perf_counter() - clock
-    clock = time.perf_counter()
-    models = score_baselines(
-        data,
-        names=None,
-        bootstrap=cfg.bootstrap,
-        seed=cfg.seed,
-        cache=args.cache,
-        minilm=cfg.minilm,
-        minilm_vectors=by_id,
-    )
-    timings["baselines"] = time.perf_counter() - clock
-    clock = time.perf_counter()
-    vectors = None
-    if by_id is not None and tc.use_minilm:
-        vectors = np.zeros((len(table), DIM), dtype=np.float32)  # (A, 384)
-        vectors[1:] = np.stack([by_id[i] for i in table.ids[1:]])
-    elif cfg.minilm and tc.use_minilm:
-        _log("teacher without MiniLM vectors: the [embed] extra is not installed")
-    stream = ExampleStream(
-        data.train,
-        table,
-        history_len=tc.history_len,
-        negatives=tc.negatives,
-        validation_fraction=tc.validation_fraction,
-        seed=cfg.seed,
-    )
-    val_ex = stream.validation()
-    _log(
-        f"examples: {stream.n_train} train, streamed (max_examples {tc.max_examples or 'all'}),"
-        f" {len(val_ex)} validation (held-out users, "
-        f"{int((val_ex.kind == 1).sum())} from impressions)"
-    )
-    if stream.n_train == 0 or len(val_ex) == 0:
-        raise DataError("no training examples: the training logs have no known histories")
-    timings["examples"] = time.perf_counter() - clock
-
-    hist, cands = evaluation_arrays(evaluation, table, tc.history_len)
-
-    from .models.teacher import score, train_teacher
-    from .models.training import distribution
-
-    kept_teacher = None
-    variants = [("teacher", vectors)]
-    if vectors is not None and cfg.teacher_ablation:
-        variants.append(("teacher_no_minilm", None))
-    for name, vecs in variants:
-        start = time.perf_counter()
-        _log(f"training {name} ({'with' if vecs is not None else 'without'} MiniLM vectors)")
-        model = train_teacher(
-            stream,
-            val_ex,
-            features,
-            vecs,
-            spec=spec,
-            cfg=tc,
-            seed=cfg.seed,
-            out_dir=args.out / name,
-            strategy=distribution(cfg.distribute, cfg.cpu_replicas),
-        )
-        scores = score(model, hist, cands)  # (N, Cmax): drop each row's padded columns
-        models[name] = summarize(
-            evaluation,
-            unpad(scores, evaluation),
-            n_bootstrap=cfg.bootstrap,
-            seed=cfg.seed,
-        )
-        timings[name] = time.perf_counter() - start
-        if name == "teacher":
-            kept_teacher = model  # the one the students learn from
-        _log(
-            f"{name}: AUC {models[name]['auc']:.3f} {models[name]['auc_ci']} "
-            f"({timings[name]:.0f} s)"
-        )
-    from .distill import run_student_stage
-
-    stage = run_student_stage(
-        cfg,
-        articles=articles,
-        table=table,
-        train=data.train,
-        evaluation=evaluation,
-        teacher=kept_teacher,
-        teacher_history_len=tc.history_len,
-        teacher_metrics=models.get("teacher"),
-        out_dir=args.out,
-        minilm=vectors,
-    )
-    models.update(stage.models)
-    timings.update(stage.timings)
-    exp = stage.export
-    notes = [
-        f"config: {cfg.name}",
-        f"shipped bundle: {args.out / 'bundle'} ({exp['bundle_bytes']:,} bytes, "
-        f"{exp['shipped']} int8: {exp['why']})",
-        f"student_int8 is measured through the on-device path (edgerec.featurize + LiteRT); "
-        f"Keras vs int8: max |score diff| {exp['parity_keras_vs_int8']['max_abs_diff']}, "
-        f"top-10 agreement {exp['parity_keras_vs_int8']['top10_agreement']}",
-    ]
-    path = write_report(
-        args.out,
-        eval_file=data.eval_file,
-        n_impressions=len(evaluation),
-        models=models,
-        notes=notes,
-        timings=timings,
-        extra={"export": exp},
-    )
-    _log(f"wrote {path} and {path.with_suffix('.md')}")
+    run(cfg, data_dir=args.data, out=args.out, cache=args.cache, eval_fraction=args.eval_fraction)
     return 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:
     """Re-export the student a pipeline run saved (``DIR/student``) as a bundle."""
-    folder = args.run / "student"
-    if not (folder / "config.json").is_file():
-        raise ExportError(f"no saved student in {folder} (run `edgerec-train pipeline` first)")
-    from .distill import load_student, make_bundle
-    from .export import convert
+    from .export import reexport
 
-    student, config, arrays = load_student(folder)
-    representative = None
-    if "rep_history" in arrays:
-        representative = list(
-            zip(
-                np.split(arrays["rep_history"], len(arrays["rep_history"])),
-                np.split(arrays["rep_candidates"], len(arrays["rep_candidates"])),
-                strict=True,
-            )
-        )
-    if args.quantization == "full" and not representative:
-        raise ExportError("full-integer quantization needs the saved calibration inputs")
-    golden = [
-        (arrays[f"golden_history_{i}"], arrays[f"golden_candidates_{i}"])
-        for i in range(len(arrays))
-        if f"golden_history_{i}" in arrays
-    ]
-    _log(f"converting {folder} ({args.quantization} int8)")
-    model = convert(student, args.quantization, iter(representative or []))
-    out = args.out or args.run / "bundle"
-    bundle = make_bundle(
-        out,
-        student,
-        model,
-        model_version=args.version or int(time.time()),
-        quantization={"mode": args.quantization, "why": "chosen on the command line"},
-        golden_inputs=golden,
-        metrics=config["metrics"],
-        cold_start_prior=config["cold_start_prior"],
-    )
-    _log(
-        f"wrote {out} (model {len(bundle.model):,} bytes, version "
-        f"{bundle.manifest.model_version}); metrics are the pipeline's measurement of "
-        "its own shipped variant"
-    )
+    reexport(args.run, out=args.out, quantization=args.quantization, version=args.version)
     return 0
 
 
@@ -274,7 +95,7 @@ def cmd_synthetic(args: argparse.Namespace) -> int:
         write_mind_layout(args.out, seed=args.seed)
     else:
         write_interactions_layout(args.out, seed=args.seed)
-    _log(f"wrote a SYNTHETIC data set ({args.layout} layout, seed {args.seed}) in {args.out}")
+    log(f"wrote a SYNTHETIC data set ({args.layout} layout, seed {args.seed}) in {args.out}")
     return 0
 
 
@@ -282,7 +103,7 @@ def cmd_keygen(args: argparse.Namespace) -> int:
     from .publish import ROLES, keygen
 
     written = keygen(args.keys, args.roles or ROLES, count=args.count)
-    _log(f"wrote {len(written)} private key file(s) (mode 0600) and their .pub in {args.keys}")
+    log(f"wrote {len(written)} private key file(s) (mode 0600) and their .pub in {args.keys}")
     return 0
 
 
@@ -299,7 +120,7 @@ def cmd_publish(args: argparse.Namespace) -> int:
         )
     except ValueError as exc:  # from the metadata libraries: still one line
         raise PublishError(str(exc)) from None
-    _log(f"published model {version} in {args.repo} (serve it with any static HTTP server)")
+    log(f"published model {version} in {args.repo} (serve it with any static HTTP server)")
     return 0
 
 
@@ -307,7 +128,7 @@ def cmd_refresh_timestamp(args: argparse.Namespace) -> int:
     from .publish import refresh_timestamp
 
     version = refresh_timestamp(args.repo, args.keys, expiry=_expiry(args))
-    _log(f"timestamp version {version} signed")
+    log(f"timestamp version {version} signed")
     return 0
 
 
@@ -317,7 +138,7 @@ def cmd_rotate_key(args: argparse.Namespace) -> int:
     version = rotate_key(
         args.repo, args.keys, args.role, args.new_keys, threshold=args.new_threshold
     )
-    _log(f"root version {version} signed; move the new {args.role} key files into {args.keys}")
+    log(f"root version {version} signed; move the new {args.role} key files into {args.keys}")
     return 0
 
 
@@ -372,7 +193,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--eval-fraction",
         type=float,
-        default=0.1,
+        default=DEFAULT_EVAL_FRACTION,
         help="generic layout only: the last share of the log's time span that is evaluated",
     )
     parser.add_argument(

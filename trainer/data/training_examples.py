@@ -23,6 +23,10 @@ and per-article state only (one impression id per user, one count per article), 
 log's rows. Training examples are yielded one at a time (``tf.data.Dataset.from_generator``
 batches and shuffles them in a bounded buffer); the validation part, held-out users, is
 packed into arrays, capped at ``max_validation`` examples.
+
+:class:`TrainingSet` is what one model family (the teachers, the students) trains and is
+scored on: its hashed article table (:func:`featurize_table`, each family has its own
+hash space), the stream, the held-out users and the evaluation impressions as arrays.
 Pure numpy: importable without TensorFlow.
 """
 
@@ -36,6 +40,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from edgerec import FeatureSpec, featurize
 from edgerec.model import pad_history  # left-padded, as the device pads feature rows
 
 from .mind import Impression
@@ -44,7 +49,10 @@ __all__ = [
     "ArticleTable",
     "ExampleStream",
     "Examples",
+    "TrainingSet",
     "evaluation_arrays",
+    "featurize_table",
+    "training_set",
     "unpad",
 ]
 
@@ -239,3 +247,54 @@ class ExampleStream:
                 np.zeros(0, np.int8),
             )
         return Examples(np.stack(hist), np.stack(cands), np.array(kinds, dtype=np.int8))
+
+
+def featurize_table(
+    articles: Mapping[str, Mapping[str, Any]], table: ArticleTable, spec: FeatureSpec
+) -> IntArray:
+    """(A, F) hashed rows of the article table in table order, the way a device featurizes
+    each article (:func:`edgerec.featurize`); row 0 (padding) stays zero."""
+    features = np.zeros((len(table), spec.width), dtype=np.int32)  # (A, F)
+    features[1:] = featurize([articles[i] for i in table.ids[1:]], spec)
+    return features
+
+
+@dataclass(frozen=True)
+class TrainingSet:
+    """One model family's inputs: its hashed article table, the examples it trains on,
+    its held-out users, and the evaluation impressions as index arrays."""
+
+    spec: FeatureSpec
+    features: IntArray  # (A, F) hashed rows with ``spec``, row 0 padding
+    stream: ExampleStream
+    validation: Examples
+    hist: IntArray  # (N, L) evaluation histories, left-padded
+    cands: IntArray  # (N, Cmax) evaluation candidates, right-padded
+
+
+def training_set(
+    train: Callable[[], Iterable[Impression]],
+    evaluation: Sequence[Impression],
+    table: ArticleTable,
+    *,
+    spec: FeatureSpec,
+    features: IntArray,
+    history_len: int,
+    negatives: int,
+    validation_fraction: float,
+    seed: int,
+) -> TrainingSet:
+    """The :class:`TrainingSet` of a family hashing articles with ``spec`` into
+    ``features`` (A, F); examples streamed from ``train``, users held out by
+    ``validation_fraction``."""
+    stream = ExampleStream(
+        train,
+        table,
+        history_len=history_len,
+        negatives=negatives,
+        validation_fraction=validation_fraction,
+        seed=seed,
+    )
+    validation = stream.validation()
+    hist, cands = evaluation_arrays(evaluation, table, history_len)
+    return TrainingSet(spec, features, stream, validation, hist, cands)

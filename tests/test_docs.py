@@ -19,6 +19,7 @@ from edgerec import errors, features, history, model, recommender
 from edgerec.features import hashing, spec, values
 from edgerec.model import bundle, manifest, runner
 from edgerec.trainer import config
+from edgerec.trainer import errors as trainer_errors
 from edgerec.trainer.data import synthetic, training_examples
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,6 +37,7 @@ README = ROOT / "README.md"
         errors,
         synthetic,
         config,
+        trainer_errors,
         training_examples,
         model,
         bundle,

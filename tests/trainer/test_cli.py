@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from edgerec.trainer import cli
+from edgerec.trainer.data.synthetic import write_mind_layout
 from edgerec.trainer.errors import (
     ConfigError,
     DataError,
@@ -93,3 +94,31 @@ def test_a_malformed_threshold_is_one_clear_error(
     assert capsys.readouterr().err == (
         "edgerec-train: error: --threshold 'root': expected ROLE=N, e.g. root=2\n"
     )
+
+
+@pytest.mark.parametrize("problem", ["missing folder", "missing file", "empty eval"])
+def test_evaluate_errors_are_one_line(
+    tmp_path: Path, problem: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = write_mind_layout(tmp_path / "data", n_articles=50, n_users=10, n_train=20, n_eval=5)
+    if problem == "missing folder":
+        data = tmp_path / "nowhere"
+    elif problem == "missing file":
+        (data / "MINDsmall_train_subset" / "behaviors.tsv").unlink()
+    else:
+        (data / "MINDsmall_dev_sampled_impressions.tsv").write_text("garbage\n")
+    assert cli.main(["evaluate", "--data", str(data), "--out", str(tmp_path / "o")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("edgerec-train: error: ")
+    assert "Traceback" not in "\n".join(err)
+
+
+def test_a_folder_in_neither_layout_is_one_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "data").mkdir()
+    args = ["evaluate", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "out")]
+    assert cli.main(args) == 1
+    err = capsys.readouterr().err.strip()
+    assert "neither the MIND layout" in err and "interactions.csv" in err
+    assert len(err.splitlines()) == 1

@@ -1,4 +1,4 @@
-"""edgerec.trainer.interactions: the generic articles.csv + interactions.csv format, its
+"""edgerec.trainer.data.interactions: the generic articles.csv + interactions.csv format, its
 cleaning, impression grouping, leak-free time windows, and the SYNTHETIC writer."""
 
 from __future__ import annotations

@@ -13,12 +13,11 @@ from pathlib import Path
 import pytest
 from tuf.api.metadata import Metadata, Root, Targets, Timestamp
 
-from edgerec.bundle import MANIFEST_FILE, MODEL_FILE
+from edgerec.model import MANIFEST_FILE, MODEL_FILE
 from edgerec.trainer import publish
 from edgerec.trainer.cli import main
 from edgerec.updates import LATEST_TARGET, bundle_target
-
-FIXTURE = Path(__file__).parent / "fixtures" / "tiny_bundle"
+from tests.support.updates import FIXTURE
 
 
 def _bundle(tmp: Path, version: int) -> Path:

@@ -1,5 +1,5 @@
-"""edgerec.trainer.mind and `edgerec-train evaluate`: synthetic MIND-layout files, malformed
-lines, and (when present) the real MIND subset in ../shared/data/mind."""
+"""edgerec.trainer.data.mind: synthetic MIND-layout files, malformed lines, and (when
+present) the real MIND subset in ../shared/data/mind."""
 
 from __future__ import annotations
 
@@ -8,9 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from edgerec.trainer import cli
 from edgerec.trainer.data.mind import ReadReport, coverage, iter_impressions, read_news
-from edgerec.trainer.data.synthetic import write_mind_layout
 from tests.support.mind import mind_dir
 
 
@@ -66,59 +64,6 @@ def test_news_reading(tmp_path: Path) -> None:
         "wrong column count": 1,
         "repeated news id": 1,
     }
-
-
-def test_evaluate_on_synthetic_layout(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    data = write_mind_layout(tmp_path / "data", seed=3)
-    assert "SYNTHETIC" in (data / "README.md").read_text()
-    out = tmp_path / "out"
-    assert (
-        cli.main(
-            [
-                "evaluate",
-                "--data",
-                str(data),
-                "--out",
-                str(out),
-                "--bootstrap",
-                "100",
-                "--baselines",
-                "random",
-                "popularity",
-                "category",
-                "tfidf",
-            ]
-        )
-        == 0
-    )
-    report = json.loads((out / "report.json").read_text())
-    assert report["n_impressions"] == 200
-    models = report["models"]
-    assert set(models) == {"random", "popularity", "category", "tfidf"}
-    for row in models.values():
-        assert row["auc_ci"][0] <= row["auc"] <= row["auc_ci"][1]
-    # The synthetic readers prefer categories: category affinity must find that signal.
-    assert models["category"]["auc_ci"][0] > models["random"]["auc_ci"][1]
-    assert "| category |" in (out / "report.md").read_text()
-    assert (out / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert "coverage eval" in capsys.readouterr().err
-
-
-@pytest.mark.parametrize("problem", ["missing folder", "missing file", "empty eval"])
-def test_evaluate_errors_are_one_line(
-    tmp_path: Path, problem: str, capsys: pytest.CaptureFixture[str]
-) -> None:
-    data = write_mind_layout(tmp_path / "data", n_articles=50, n_users=10, n_train=20, n_eval=5)
-    if problem == "missing folder":
-        data = tmp_path / "nowhere"
-    elif problem == "missing file":
-        (data / "MINDsmall_train_subset" / "behaviors.tsv").unlink()
-    else:
-        (data / "MINDsmall_dev_sampled_impressions.tsv").write_text("garbage\n")
-    assert cli.main(["evaluate", "--data", str(data), "--out", str(tmp_path / "o")]) == 1
-    err = capsys.readouterr().err.strip().splitlines()
-    assert err[-1].startswith("edgerec-train: error: ")
-    assert "Traceback" not in "\n".join(err)
 
 
 @pytest.mark.mind

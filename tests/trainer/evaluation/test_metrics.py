@@ -1,4 +1,4 @@
-"""edgerec.trainer.metrics against scikit-learn and brute force, on random cases."""
+"""edgerec.trainer.evaluation.metrics against scikit-learn and brute force, on random cases."""
 
 from __future__ import annotations
 

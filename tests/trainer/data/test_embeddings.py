@@ -1,4 +1,5 @@
-"""edgerec.trainer.embeddings: the MiniLM vectors, their cache, and the MiniLM baseline."""
+"""edgerec.trainer.data.embeddings: the MiniLM vectors and their cache, and the MiniLM
+baseline in `edgerec-train evaluate` (needs the [embed] extra)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,6 @@ from edgerec.trainer import cli
 from edgerec.trainer.data import embeddings
 from edgerec.trainer.data.embeddings import article_text, encode_articles
 from edgerec.trainer.data.synthetic import write_mind_layout
-from edgerec.trainer.evaluation.baselines import MiniLMCosine
 
 ARTICLES = {
     "a": {"title": "Late goal wins the football match", "abstract": "The striker scored."},
@@ -55,12 +55,7 @@ def test_missing_extra_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.Monk
         encode_articles({"x": {"title": "Never encoded before"}}, tmp_path / "v.npz")
 
 
-def test_minilm_cosine_scores() -> None:
-    vecs = {k: np.eye(3, dtype=np.float32)[i] for i, k in enumerate("abc")}
-    scorer = MiniLMCosine(vecs)
-    scores = scorer.score(["a", "a", "unknown"], ["a", "b", "zzz"])
-    assert scores.tolist() == [1.0, 0.0, 0.0]
-    assert scorer.score([], ["a"]).tolist() == [0.0]
+def test_article_text_is_the_title_then_the_abstract() -> None:
     assert article_text({"title": "T", "abstract": "A"}) == "T. A"
 
 

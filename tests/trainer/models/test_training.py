@@ -1,4 +1,5 @@
-"""Early stopping on held-out ranking AUC (TensorFlow; SYNTHETIC inputs)."""
+"""edgerec.trainer.models.training: early stopping on held-out ranking AUC (TensorFlow;
+SYNTHETIC inputs)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Teacher training examples streamed from an impression log (pure numpy, SYNTHETIC data)."""
+"""edgerec.trainer.data.training_examples: examples streamed from an impression log (pure
+numpy, SYNTHETIC data)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from edgerec.model import pad_history  # what the examples are padded with
 from edgerec.trainer.data.mind import Impression, iter_impressions, read_news
 from edgerec.trainer.data.synthetic import write_mind_layout
-from edgerec.trainer.data.training_examples import ArticleTable, ExampleStream, pad_history
+from edgerec.trainer.data.training_examples import ArticleTable, ExampleStream
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,5 @@
-"""`edgerec-train pipeline --config tiny` end to end on SYNTHETIC data (TensorFlow)."""
+"""edgerec.trainer.pipeline: `edgerec-train pipeline --config tiny` end to end on SYNTHETIC
+data, and `edgerec-train export` on its run (TensorFlow)."""
 
 from __future__ import annotations
 
@@ -55,10 +56,10 @@ def test_tiny_pipeline_trains_a_teacher_that_finds_the_signal(tmp_path: Path) ->
     assert shipped["parity_vs_tflite_float"]["top10_agreement"] >= 0.9
     assert shipped["auc"] == models["student_int8"]["auc"]
 
-    from edgerec.bundle import Bundle, Ranker
+    from edgerec.model import Bundle, ModelRunner
 
     bundle = Bundle.load(out / "bundle")
-    assert Ranker(bundle).check_golden() <= 1e-3
+    assert ModelRunner(bundle).check_golden() <= 1e-3
     assert bundle.manifest.metrics["auc"] == models["student_int8"]["auc"]
     assert bundle.manifest.quantization["mode"] == export["shipped"]
     assert bundle.manifest.cold_start_prior["category"]
@@ -68,7 +69,7 @@ def test_tiny_pipeline_trains_a_teacher_that_finds_the_signal(tmp_path: Path) ->
     assert cli.main(["export", "--run", str(out), "--out", str(again), "--version", "7"]) == 0
     rebuilt = Bundle.load(again)
     assert rebuilt.manifest.model_version == 7
-    assert Ranker(rebuilt).check_golden() <= 1e-3
+    assert ModelRunner(rebuilt).check_golden() <= 1e-3
     assert rebuilt.manifest.metrics == bundle.manifest.metrics
 
 
@@ -106,14 +107,3 @@ def test_tiny_pipeline_on_the_generic_interactions_layout(tmp_path: Path) -> Non
     assert 0 < report["n_impressions"] < 1500 * 0.3  # only the last fifth of the log
     models = report["models"]
     assert models["teacher"]["auc_ci"][0] > models["random"]["auc_ci"][1]
-
-
-def test_a_folder_in_neither_layout_is_one_clear_error(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    (tmp_path / "data").mkdir()
-    args = ["evaluate", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "out")]
-    assert cli.main(args) == 1
-    err = capsys.readouterr().err.strip()
-    assert "neither the MIND layout" in err and "interactions.csv" in err
-    assert len(err.splitlines()) == 1

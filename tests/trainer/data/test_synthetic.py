@@ -1,4 +1,4 @@
-"""edgerec.trainer.synthetic: seeded, labelled, shaped like a feed."""
+"""edgerec.trainer.data.synthetic: seeded, labelled, shaped like a feed."""
 
 from __future__ import annotations
 

@@ -226,6 +226,16 @@ def _planted_readers(
     return by_category, [a["id"] for a in articles], users
 
 
+def _write_news_tsv(path: Path, articles: list[dict[str, Any]]) -> None:
+    """MIND's news.tsv: id, category, subcategory, title, abstract, url (empty), title and
+    abstract entities (JSON lists)."""
+    with open(path, "w", encoding="utf-8") as fh:
+        for a in articles:
+            ents = json.dumps([{"Label": q, "WikidataId": q} for q in a["entities"]])
+            row = [a["id"], a["category"], a["subcategory"], a["title"], a["abstract"]]
+            fh.write("\t".join([*row, "", ents, "[]"]) + "\n")
+
+
 def write_mind_layout(
     out_dir: str | Path,
     *,
@@ -263,24 +273,7 @@ def write_mind_layout(
         shown.insert(int(rng.integers(0, len(shown) + 1)), clicked)
         return history, [f"{s}-{int(s == clicked)}" for s in shown]
 
-    with open(out / "MINDsmall_train_subset" / "news.tsv", "w", encoding="utf-8") as fh:
-        for a in articles:
-            ents = json.dumps([{"Label": q, "WikidataId": q} for q in a["entities"]])
-            fh.write(
-                "\t".join(
-                    [
-                        a["id"],
-                        a["category"],
-                        a["subcategory"],
-                        a["title"],
-                        a["abstract"],
-                        "",
-                        ents,
-                        "[]",
-                    ]
-                )
-                + "\n"
-            )
+    _write_news_tsv(out / "MINDsmall_train_subset" / "news.tsv", articles)
     with open(out / "MINDsmall_train_subset" / "behaviors.tsv", "w", encoding="utf-8") as fh:
         for i in range(n_train):
             u = int(rng.integers(0, n_users))
@@ -302,6 +295,32 @@ def write_mind_layout(
 
 def _iso(seconds: int) -> str:
     return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+_ARTICLE_COLUMNS: Final = (
+    "id",
+    "title",
+    "abstract",
+    "category",
+    "subcategory",
+    "source",
+    "published_at",
+    "entities",
+)
+
+
+def _write_articles_csv(path: Path, articles: list[dict[str, Any]]) -> None:
+    """The generic layout's articles.csv, every optional column filled."""
+    with open(path, "w", encoding="utf-8", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(_ARTICLE_COLUMNS)
+        for a in articles:
+            row = {
+                **a,
+                "published_at": _iso(a["published_at"]),
+                "entities": " ".join(a["entities"]),
+            }
+            writer.writerow([row[c] for c in _ARTICLE_COLUMNS])
 
 
 def write_interactions_layout(
@@ -343,33 +362,7 @@ def write_interactions_layout(
             pool = all_ids
         return pool[int(rng.integers(0, len(pool)))]
 
-    with open(out / "articles.csv", "w", encoding="utf-8", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(
-            [
-                "id",
-                "title",
-                "abstract",
-                "category",
-                "subcategory",
-                "source",
-                "published_at",
-                "entities",
-            ]
-        )
-        for a in articles:
-            writer.writerow(
-                [
-                    a["id"],
-                    a["title"],
-                    a["abstract"],
-                    a["category"],
-                    a["subcategory"],
-                    a["source"],
-                    _iso(a["published_at"]),
-                    " ".join(a["entities"]),
-                ]
-            )
+    _write_articles_csv(out / "articles.csv", articles)
     with open(out / "interactions.csv", "w", encoding="utf-8", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(["user", "article", "timestamp", "label"])

@@ -79,11 +79,10 @@ def measure(
     sc = replace(cfg.student, feed_vector_dim=p)
     _, scale, dequantized = project_int8(minilm, p)  # (A, P) floats the student reads
     log(f"training {NAME} ({p}-dim int8 MiniLM projections in the feed)")
-    features, hist, cands = inputs.features, inputs.hist, inputs.cands
     student = train_student(
         inputs.stream,
         inputs.validation,
-        features,
+        inputs.features,
         inputs.spec,
         sc,
         teacher=scorer,
@@ -93,16 +92,7 @@ def measure(
     )
     model = convert(student, "dynamic")
     runner = Interpreter(model_content=model, num_threads=1).get_signature_runner("rank")
-    scores = []
-    for i, imp in enumerate(evaluation):
-        n = len(imp.candidates)
-        out = runner(
-            history=features[hist[i]][None],  # (1, L, F)
-            history_vectors=dequantized[hist[i]][None],  # (1, L, P)
-            candidates=features[cands[i, :n]][None],  # (1, N, F)
-            candidate_vectors=dequantized[cands[i, :n]][None],  # (1, N, P)
-        )
-        scores.append(out["scores"][0])
+    scores = _scores(runner, inputs, dequantized, evaluation)
     row = summarize(evaluation, scores, n_bootstrap=cfg.bootstrap, seed=cfg.seed)
     facts = {
         "dim": p,
@@ -121,6 +111,25 @@ def measure(
         f"article, invoke p50 {facts['invoke_p50_ms_50x500']} ms (50 x 500)"
     )
     return row, facts
+
+
+def _scores(
+    runner: Any, inputs: TrainingSet, vectors: FloatArray, evaluation: Sequence[Impression]
+) -> list[FloatArray]:
+    """Each evaluation impression scored by the TFLite ``rank`` signature, with feature
+    rows and feed vectors from the article table."""
+    features, hist, cands = inputs.features, inputs.hist, inputs.cands
+    scores = []
+    for i, imp in enumerate(evaluation):
+        n = len(imp.candidates)
+        out = runner(
+            history=features[hist[i]][None],  # (1, L, F)
+            history_vectors=vectors[hist[i]][None],  # (1, L, P)
+            candidates=features[cands[i, :n]][None],  # (1, N, F)
+            candidate_vectors=vectors[cands[i, :n]][None],  # (1, N, P)
+        )
+        scores.append(out["scores"][0])  # (N,)
+    return scores
 
 
 def _invoke_ms(runner: Any, spec: FeatureSpec, length: int, p: int, seed: int) -> float:

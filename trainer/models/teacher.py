@@ -111,21 +111,24 @@ class Teacher(RankingModel):
         cat = self.embed(self.categorical)  # (A, 2, D)
         parts += [cat[:, 0], cat[:, 1]]
         ent_mask = tf.cast(self.entities > 0, tf.float32)[..., None]  # (A, E, 1)
-        ents = tf.reduce_sum(self.embed(self.entities) * ent_mask, 1)
+        ents = tf.reduce_sum(self.embed(self.entities) * ent_mask, 1)  # (A, D)
         parts.append(ents / tf.maximum(tf.reduce_sum(ent_mask, 1), 1.0))  # (A, D)
         if self.vectors is not None:
             parts.append(self.project(self.vectors))  # (A, D)
-        mixed = self.mix(self.drop(tf.concat(parts, -1), training=training))
+        mixed = self.mix(self.drop(tf.concat(parts, -1), training=training))  # (A, D)
         return self.article_norm(mixed)  # (A, D)
 
     def encode_users(
         self, articles: tf.Tensor, history: tf.Tensor, training: bool = False
     ) -> tf.Tensor:
+        """(B, L) history indices -> (B, D) user vectors, from the (A, D) encoded table."""
         hist = tf.gather(articles, history)  # (B, L, D)
         mask = history > 0  # (B, L)
         pair_mask = tf.logical_and(mask[:, :, None], mask[:, None, :])  # (B, L, L)
-        attended = self.self_attention(hist, hist, attention_mask=pair_mask, training=training)
-        hist = self.user_norm(hist + attended)
+        attended = self.self_attention(
+            hist, hist, attention_mask=pair_mask, training=training
+        )  # (B, L, D)
+        hist = self.user_norm(hist + attended)  # (B, L, D)
         return self.user_pool(hist, mask)  # (B, D)
 
     def scores(
@@ -140,8 +143,8 @@ class Teacher(RankingModel):
         mask = tf.cast(history > 0, tf.float32)[..., None]  # (B, L, 1)
         mean = tf.reduce_sum(tf.gather(self.vectors, history) * mask, 1)  # (B, 384)
         mean = tf.math.l2_normalize(mean, -1)  # zero for an empty history
-        cosine = tf.einsum("bd,bcd->bc", mean, tf.gather(self.vectors, candidates))
-        return self.zs_scale * cosine + self.gate * learned
+        cosine = tf.einsum("bd,bcd->bc", mean, tf.gather(self.vectors, candidates))  # (B, C)
+        return self.zs_scale * cosine + self.gate * learned  # (B, C)
 
     def call(self, inputs: dict[str, tf.Tensor], training: bool = False) -> tf.Tensor:
         articles = self.encode_articles(training)  # (A, D)

@@ -31,6 +31,6 @@ def test_trainer_package_imports_without_tensorflow() -> None:
 def test_package_ships_type_information() -> None:
     out = _run(
         "import edgerec, pathlib; p = pathlib.Path(edgerec.__file__).parent;"
-        "print((p / 'py.typed').exists(), (p / '_hashing_native.pyi').exists())"
+        "print((p / 'py.typed').exists(), (p / 'features' / '_hashing_native.pyi').exists())"
     )
     assert out == "True True"

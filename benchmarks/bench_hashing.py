@@ -26,7 +26,8 @@ from sklearn.feature_extraction import FeatureHasher
 sys.path.insert(0, str(Path(__file__).parent))
 from _env import hardware, pin_to_one_core
 
-from edgerec import FeatureSpec, FieldSpec, _hashing_py, featurize, hashing, tokenize
+from edgerec import FeatureSpec, FieldSpec, featurize, tokenize
+from edgerec.features import _hashing_py, hashing
 from edgerec.trainer.data.synthetic import synthetic_articles
 
 N_BUCKETS = 1 << 15

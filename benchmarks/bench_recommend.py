@@ -33,7 +33,7 @@ from bench_bundle import bare_invoke
 
 import edgerec
 from edgerec import featurize
-from edgerec.bundle import Bundle
+from edgerec.model import Bundle
 from edgerec.trainer.data.synthetic import synthetic_articles
 
 FIXTURE = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "tiny_bundle"
@@ -144,7 +144,7 @@ def main() -> None:
     )
     decrypt = timed(lambda: rec.history.recent(args.history), max(50, args.calls // 10))
 
-    ranker = rec._engine.ranker
+    ranker = rec._ranker.runner
     assert ranker is not None
     spec = bundle.manifest.spec
     padded = ranker.history_input(featurize(reads, spec))  # (1, L, F)

@@ -27,7 +27,7 @@ import pytest
 from edgerec.trainer import publish
 from tests.support.updates import FIXTURE, Server, make_bundle
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 APP = ROOT / "examples" / "kiosk" / "app.py"
 ARTIFACTS = ROOT / "test-artifacts"  # git-ignored
 CHROMIUM = "/usr/bin/chromium"

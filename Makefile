@@ -11,14 +11,17 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --upgrade pip "setuptools>=70" wheel "Cython>=3.0,<4"
 
-# The SDK alone (what a device installs).
+# The SDK alone (what a device installs). build/ is removed first: setuptools reuses it, and
+# a module deleted from the sources would otherwise still ship in the wheel.
 $(VENV)/.sdk: $(BIN)/python $(SOURCES)
+	rm -rf build
 	$(BIN)/pip install --no-build-isolation .
 	touch $@
 
 # SDK + trainer (TensorFlow), for the demo: it trains, then runs the device side (which
 # never imports TensorFlow) in the same venv.
 $(VENV)/.trainer: $(BIN)/python $(SOURCES)
+	rm -rf build
 	$(BIN)/pip install --no-build-isolation ".[trainer]"
 	touch $@ $(VENV)/.sdk
 
@@ -26,6 +29,7 @@ $(VENV)/.trainer: $(BIN)/python $(SOURCES)
 # the tests run against the installed package, compiled extension included, as a user
 # would get it.
 $(VENV)/.dev: $(BIN)/python $(SOURCES)
+	rm -rf build
 	$(BIN)/pip install --no-build-isolation ".[trainer,embed,dev]"
 	touch $@ $(VENV)/.sdk $(VENV)/.trainer
 

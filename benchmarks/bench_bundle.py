@@ -31,7 +31,7 @@ from _env import hardware, pin_to_one_core
 
 from edgerec import featurize
 from edgerec.model import MANIFEST_FILE, MODEL_FILE, Bundle, ModelRunner, runtime
-from edgerec.trainer.synthetic import synthetic_articles
+from edgerec.trainer.data.synthetic import synthetic_articles
 
 FIXTURE = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "tiny_bundle"
 BUDGET_BYTES = 1_000_000

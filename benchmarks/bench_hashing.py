@@ -28,7 +28,7 @@ from _env import hardware, pin_to_one_core
 
 from edgerec import FeatureSpec, FieldSpec, featurize, tokenize
 from edgerec.features import _hashing_py, hashing
-from edgerec.trainer.synthetic import synthetic_articles
+from edgerec.trainer.data.synthetic import synthetic_articles
 
 N_BUCKETS = 1 << 15
 SEED = 0
@@ -160,7 +160,7 @@ def main() -> None:
     result: dict[str, Any] = {
         "benchmark": "hashing",
         "hardware": hardware(core),
-        "data": "SYNTHETIC (edgerec.trainer.synthetic, seeded)",
+        "data": "SYNTHETIC (edgerec.trainer.data.synthetic, seeded)",
         "spec": {
             "n_buckets": N_BUCKETS,
             "seed": SEED,

@@ -47,7 +47,7 @@ def main() -> None:
     command = [
         sys.executable,
         "-m",
-        "edgerec.trainer.cli",
+        "edgerec.trainer",
         "pipeline",
         "--config",
         "default",

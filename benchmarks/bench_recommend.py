@@ -34,7 +34,7 @@ from bench_bundle import bare_invoke
 import edgerec
 from edgerec import featurize
 from edgerec.model import Bundle
-from edgerec.trainer.synthetic import synthetic_articles
+from edgerec.trainer.data.synthetic import synthetic_articles
 
 FIXTURE = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "tiny_bundle"
 KEY = bytes(range(32))  # a benchmark key, never a real one

@@ -74,7 +74,7 @@ def main() -> None:
     parser.add_argument("--model-bytes", type=int, default=1_000_000)
     args = parser.parse_args()
     contended = subprocess.run(
-        ["pgrep", "-f", "edgerec.trainer.cli"], capture_output=True, check=False
+        ["pgrep", "-f", "edgerec[.-]train"], capture_output=True, check=False
     ).stdout.split()
     core = pin_to_one_core()
     with tempfile.TemporaryDirectory() as name:

@@ -39,15 +39,9 @@ from typing import Any
 
 import edgerec
 from edgerec.trainer import publish
-from edgerec.trainer.interactions import (
-    INTERACTIONS_FILE,
-    find_table,
-    iter_interaction_impressions,
-    read_articles,
-    time_span,
-)
-from edgerec.trainer.mind import Impression, iter_impressions, read_news
-from edgerec.trainer.synthetic import write_mind_layout
+from edgerec.trainer.data.loading import load
+from edgerec.trainer.data.mind import Impression
+from edgerec.trainer.data.synthetic import write_mind_layout
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "mind"
@@ -98,18 +92,6 @@ def pick_data(args: argparse.Namespace, out: Path) -> tuple[Path, bool]:
         raise SystemExit(f"demo: data folder not found: {folder}")
     say(f"data: {folder} (real logs; licensed, nothing from it leaves {out})")
     return folder, False
-
-
-def evaluation_set(data: Path) -> tuple[dict[str, dict[str, Any]], list[Impression]]:
-    """The articles and the evaluation impressions, as the trainer splits them."""
-    log = find_table(data, INTERACTIONS_FILE)
-    if log is not None:  # generic layout: the last 10% of the time span (the default)
-        first, last = time_span(log)
-        cutoff = first + (last - first) * 0.9
-        return read_articles(data), list(iter_interaction_impressions(log, since=cutoff))
-    news = [data / "MINDsmall_train_subset" / "news.tsv", data / "news_supplement.tsv"]
-    articles = read_news([p for p in news if p.is_file()])
-    return articles, list(iter_impressions(data / "MINDsmall_dev_sampled_impressions.tsv"))
 
 
 def pick_reader(
@@ -168,7 +150,7 @@ def main() -> int:
     run, keys, repo, home = out / "run", out / "keys", out / "repo", out / "device"
 
     with step("train", "the tiny config (edgerec-train pipeline; TensorFlow in a child)"):
-        cmd = [sys.executable, "-m", "edgerec.trainer.cli", "pipeline", "--config", "tiny"]
+        cmd = [sys.executable, "-m", "edgerec.trainer", "pipeline", "--config", "tiny"]
         cmd += ["--data", str(data), "--out", str(run), "--cache", str(out / "cache")]
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         if (code := subprocess.run(cmd, env=env, check=False).returncode) != 0:
@@ -197,8 +179,9 @@ def main() -> int:
                     f"a child process; previous {result.previous})"
                 )
 
-            articles, evaluation = evaluation_set(data)
-            imp, history, candidates = pick_reader(articles, evaluation)
+            loaded = load(data, log=lambda _: None)  # the trainer's split (it already said so)
+            articles = loaded.articles
+            imp, history, candidates = pick_reader(articles, loaded.evaluation)
             with step("replay", "one reader's history into the encrypted store"):
                 for article in history:
                     rec.record_read(article)

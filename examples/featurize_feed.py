@@ -13,7 +13,7 @@ import statistics
 import time
 
 import edgerec
-from edgerec.trainer.synthetic import synthetic_articles
+from edgerec.trainer.data.synthetic import synthetic_articles
 
 
 def main() -> None:

@@ -22,7 +22,9 @@ from edgerec.history import events as history_events
 from edgerec.history import rollback as history_rollback
 from edgerec.history import store as history_store
 from edgerec.model import bundle, manifest, runner
-from edgerec.trainer import config, examples, synthetic
+from edgerec.trainer import config
+from edgerec.trainer import errors as trainer_errors
+from edgerec.trainer.data import synthetic, training_examples
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
@@ -41,7 +43,8 @@ WALK_THROUGH = DOCS / "walkthrough.md"
         errors,
         synthetic,
         config,
-        examples,
+        trainer_errors,
+        training_examples,
         model,
         bundle,
         manifest,

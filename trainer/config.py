@@ -15,11 +15,9 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from .errors import ConfigError
+
 __all__ = ["Config", "ConfigError", "StudentConfig", "TeacherConfig", "load_config"]
-
-
-class ConfigError(ValueError):
-    """A configuration file or override is wrong; the message names the key."""
 
 
 @dataclass(frozen=True)

@@ -1,22 +1,34 @@
-"""Export a student to TFLite (float, dynamic-range int8, full-integer int8) and write
-the model bundle (DESIGN.md section 3): ``model.tflite`` + ``manifest.json``.
+"""From a trained student to the bundle a device installs (DESIGN.md section 3).
 
-Three signatures, all with hashed feature rows as int32 inputs:
+1. :func:`convert`: the student as a TFLite flatbuffer, float, dynamic-range int8 or
+   full-integer int8 (calibrated on :func:`representative` training pairs). Three
+   signatures, all with hashed feature rows as int32 inputs:
 
-* ``rank``: ``history`` (1, L, F), ``candidates`` (1, N, F) -> ``scores`` (1, N); N is
-  resized at run time;
-* ``items``: ``features`` (N, F) -> ``vectors`` (N, D), for caching candidate vectors;
-* ``user``: ``history`` (1, L, F) -> ``vector`` (1, D), for "because you read" reasons.
+   * ``rank``: ``history`` (1, L, F), ``candidates`` (1, N, F) -> ``scores`` (1, N); N is
+     resized at run time;
+   * ``items``: ``features`` (N, F) -> ``vectors`` (N, D), for caching candidate vectors;
+   * ``user``: ``history`` (1, L, F) -> ``vector`` (1, D), for "because you read" reasons.
+
+2. :func:`choose_quantization`: which int8 variant ships, from their on-device
+   measurements (:mod:`edgerec.trainer.evaluation.on_device`).
+3. :func:`make_bundle`: ``model.tflite`` + ``manifest.json`` written through the SDK
+   (:meth:`edgerec.model.Manifest.build`, :func:`edgerec.model.write_bundle`), with golden
+   outputs computed by the model itself through the device's runtime and checked on the
+   written bundle; the manifest carries the metrics and the :func:`cold_start_prior`.
+4. :func:`save_student` / :func:`load_student`: what ``edgerec-train export``
+   (:func:`reexport`) needs to rebuild a bundle from a pipeline run without retraining.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
+import shutil
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+import zipfile
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -27,13 +39,35 @@ import numpy as np
 import numpy.typing as npt
 import tensorflow as tf
 
-from edgerec.bundle import MANIFEST_FILE, MODEL_FILE, SCHEMA_VERSION, Bundle
+from edgerec import FeatureSpec
+from edgerec.model import Bundle, Manifest, ModelRunner
+from edgerec.model import write_bundle as write_bundle_folder
 
-from .student import Student
+from .config import StudentConfig
+from .data.mind import Impression
+from .data.training_examples import ExampleStream
+from .errors import ExportError
+from .evaluation.on_device import feature_rows
+from .models.student import Student
+from .progress import log
 
-__all__ = ["QUANTIZATIONS", "convert", "write_bundle"]
+__all__ = [
+    "QUANTIZATIONS",
+    "choose_quantization",
+    "cold_start_prior",
+    "convert",
+    "golden_inputs",
+    "load_student",
+    "make_bundle",
+    "reexport",
+    "representative",
+    "save_student",
+    "write_bundle",
+]
 
 QUANTIZATIONS = ("float", "dynamic", "full")
+IntArray = npt.NDArray[np.int32]
+Pair = tuple[IntArray, IntArray]  # history (1, L, F) or (L, F), candidates (1, N, F) or (N, F)
 
 
 class _Signatures(tf.Module):  # type: ignore[misc]
@@ -131,62 +165,269 @@ def write_bundle(
     student: Student,
     model_version: int,
     quantization: Mapping[str, Any],
-    golden: list[dict[str, Any]],
+    golden: Sequence[Mapping[str, Any]],
     metrics: Mapping[str, Any],
     cold_start_prior: Mapping[str, Any],
 ) -> Bundle:
-    """Write ``model.tflite`` and ``manifest.json`` (temporary names, then renamed; the
-    manifest last, so a folder with a manifest always has its model), then load the result
-    back through the SDK's checks."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    spec, cfg = student.spec, student.cfg
-    width, length = spec.width, cfg.history_len
+    """Write ``model.tflite`` and ``manifest.json`` through the SDK's own code: the
+    manifest built and checked by :meth:`edgerec.model.Manifest.build` (the parser a
+    device runs), both files written atomically by :func:`edgerec.model.write_bundle`
+    (the manifest last), and the folder loaded back through :meth:`Bundle.load`."""
+    manifest = Manifest.build(
+        model=model,
+        spec=student.spec,
+        history_len=student.cfg.history_len,
+        vector_dim=student.cfg.dim,
+        model_version=model_version,
+        quantization=quantization,
+        golden=golden,
+        metrics=metrics,
+        cold_start_prior=cold_start_prior,
+    )
+    return write_bundle_folder(out_dir, model, manifest)
 
-    def tensor(shape: list[int], dtype: str) -> dict[str, Any]:
-        return {"dtype": dtype, "shape": shape}  # -1: resized at run time
 
-    manifest = {
-        "schema_version": SCHEMA_VERSION,
-        "model_version": model_version,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "feature_spec": spec.to_dict(),
-        "history_len": length,
-        "vector_dim": cfg.dim,
-        "signatures": {
-            "rank": {
-                "inputs": {
-                    "history": tensor([1, length, width], "int32"),
-                    "candidates": tensor([1, -1, width], "int32"),
-                },
-                "outputs": {"scores": tensor([1, -1], "float32")},
-            },
-            "items": {
-                "inputs": {"features": tensor([-1, width], "int32")},
-                "outputs": {"vectors": tensor([-1, cfg.dim], "float32")},
-            },
-            "user": {
-                "inputs": {"history": tensor([1, length, width], "int32")},
-                "outputs": {"vector": tensor([1, cfg.dim], "float32")},
-            },
-        },
-        "quantization": dict(quantization),
-        "model": {
-            "file": MODEL_FILE,
-            "bytes": len(model),
-            "sha256": hashlib.sha256(model).hexdigest(),
-        },
-        "golden": golden,
-        "metrics": dict(metrics),
-        "cold_start_prior": dict(cold_start_prior),
+def representative(
+    stream: ExampleStream, features: IntArray, n: int, rng: np.random.Generator
+) -> list[Pair]:
+    """``n`` real training (history, candidates) pairs as feature rows, for calibration."""
+    pairs = []
+    for hist, cands, _ in stream.iterate():
+        if rng.random() < 0.2:
+            pairs.append((features[hist][None], features[cands][None]))  # (1, L, F), (1, C, F)
+            if len(pairs) >= n:
+                break
+    return pairs
+
+
+def golden_inputs(
+    evaluation: Sequence[Impression],
+    articles: dict[str, dict[str, Any]],
+    spec: FeatureSpec,
+    history_len: int,
+) -> list[Pair]:
+    """The golden cases of the manifest: the first two evaluation impressions as a device
+    featurizes them, (L, F) history rows and the first 8 candidates' (N, F) rows."""
+    pairs = []
+    for imp in list(evaluation)[:2]:
+        history = feature_rows(articles, imp.history, spec)[-history_len:]  # (<= L, F)
+        pairs.append((history, feature_rows(articles, imp.candidates[:8], spec)))
+    return pairs
+
+
+def choose_quantization(variants: dict[str, dict[str, Any]], wanted: str) -> tuple[str, str]:
+    """The int8 variant to ship and why: as configured, or (auto) the better on quality x
+    latency: the higher on-device AUC unless within 0.002 (bootstrap noise on the MIND
+    evaluation file), then the faster.
+
+    Raises:
+        ExportError: no int8 variant converted.
+    """
+    ok = {q: v for q, v in variants.items() if q in ("dynamic", "full") and "error" not in v}
+    if not ok:
+        raise ExportError(
+            "no int8 variant converted: " + str({q: v.get("error") for q, v in variants.items()})
+        )
+    if wanted in ok:
+        return wanted, f"configured (student.quantization={wanted})"
+    if len(ok) == 1:
+        (only,) = ok
+        return only, f"the only int8 variant that converted ({variants})"
+    d, f = ok["dynamic"], ok["full"]
+    if abs(d["auc"] - f["auc"]) < 0.002:
+        faster = "dynamic" if d["invoke_p50_ms_50x500"] <= f["invoke_p50_ms_50x500"] else "full"
+        return faster, (
+            f"AUC within 0.002 (dynamic {d['auc']:.4f}, full {f['auc']:.4f}); {faster} is faster "
+            f"({d['invoke_p50_ms_50x500']} vs {f['invoke_p50_ms_50x500']} ms per 50 x 500 call)"
+        )
+    better = "dynamic" if d["auc"] > f["auc"] else "full"
+    return better, f"higher on-device AUC (dynamic {d['auc']:.4f}, full {f['auc']:.4f})"
+
+
+def cold_start_prior(
+    train: Callable[[], Iterator[Impression]], articles: dict[str, Any]
+) -> dict[str, Any]:
+    """Smoothed click-through rate per category and subcategory from training impressions,
+    for ranking a reader with no history (the SDK adds freshness)."""
+    shown: dict[tuple[str, str], int] = {}
+    clicked: dict[tuple[str, str], int] = {}
+    total_shown = total_clicked = 0
+    for imp in train():
+        for c, y in zip(imp.candidates, imp.labels, strict=True):
+            article = articles.get(c)
+            if article is None:
+                continue
+            total_shown += 1
+            total_clicked += y
+            for field in ("category", "subcategory"):
+                key = (field, article.get(field) or "")
+                shown[key] = shown.get(key, 0) + 1
+                clicked[key] = clicked.get(key, 0) + y
+    base = (total_clicked + 1) / (total_shown + 2)
+    prior: dict[str, Any] = {"default": round(base, 5), "category": {}, "subcategory": {}}
+    strength = 20.0  # pseudo-impressions pulling rare groups toward the base rate
+    for (field, value), n in sorted(shown.items()):
+        if value:
+            rate = (clicked[(field, value)] + strength * base) / (n + strength)
+            prior[field][value] = round(rate, 5)
+    return prior
+
+
+def make_bundle(
+    out_dir: Path,
+    student: Student,
+    model: bytes,
+    *,
+    model_version: int,
+    quantization: dict[str, Any],
+    golden_inputs: Sequence[Pair],
+    metrics: dict[str, Any],
+    cold_start_prior: dict[str, Any],
+) -> Bundle:
+    """Write the bundle with golden outputs computed by the model itself through the
+    runtime the device uses, then load it back and check those goldens.
+
+    Raises:
+        edgerec.errors.BundleError: the written bundle does not check (e.g. a golden
+            output the model itself does not reproduce).
+    """
+    placeholder = [{"history": [], "candidates": [], "scores": [], "tolerance": 1.0}]
+    scratch = write_bundle(  # a loadable bundle, only to run the model as a device would
+        out_dir / ".golden",
+        model,
+        student=student,
+        model_version=model_version,
+        quantization=quantization,
+        golden=placeholder,
+        metrics=metrics,
+        cold_start_prior=cold_start_prior,
+    )
+    runner = ModelRunner(scratch)
+    golden = [
+        {
+            "history": history.tolist(),
+            "candidates": candidates.tolist(),
+            "scores": [round(float(x), 6) for x in runner.rank(history, candidates)],
+            "tolerance": 1e-3,
+        }
+        for history, candidates in golden_inputs
+    ]
+    shutil.rmtree(out_dir / ".golden")
+    bundle = write_bundle(
+        out_dir,
+        model,
+        student=student,
+        model_version=model_version,
+        quantization=quantization,
+        golden=golden,
+        metrics=metrics,
+        cold_start_prior=cold_start_prior,
+    )
+    ModelRunner(bundle).check_golden()
+    return bundle
+
+
+def save_student(
+    folder: Path,
+    student: Student,
+    *,
+    seed: int,
+    representative: Sequence[Pair],
+    golden_inputs: Sequence[Pair],
+    metrics: dict[str, Any],
+    cold_start_prior: dict[str, Any],
+) -> None:
+    """What ``edgerec-train export`` needs to rebuild the bundle: weights, the config and
+    spec that made them, calibration pairs, golden inputs, metrics and the prior."""
+    folder.mkdir(parents=True, exist_ok=True)
+    student.save_weights(str(folder / "student.weights.h5"))
+    arrays: dict[str, IntArray] = {}
+    if representative:
+        arrays["rep_history"] = np.concatenate([h for h, _ in representative])
+        arrays["rep_candidates"] = np.concatenate([c for _, c in representative])
+    for i, (history, candidates) in enumerate(golden_inputs):
+        arrays[f"golden_history_{i}"] = history
+        arrays[f"golden_candidates_{i}"] = candidates
+    np.savez_compressed(folder / "inputs.npz", **arrays)  # type: ignore[arg-type]
+    config = {
+        "student": asdict(student.cfg),
+        "spec": student.spec.to_dict(),
+        "seed": seed,
+        "metrics": metrics,
+        "cold_start_prior": cold_start_prior,
     }
-    for name, data in (
-        (MODEL_FILE, model),
-        (MANIFEST_FILE, (json.dumps(manifest, indent=1) + "\n").encode()),
-    ):
-        tmp = out_dir / f".{name}.tmp"
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        tmp.replace(out_dir / name)
-    return Bundle.load(out_dir)
+    (folder / "config.json").write_text(json.dumps(config, indent=1) + "\n", encoding="utf-8")
+
+
+def load_student(folder: Path) -> tuple[Student, dict[str, Any], dict[str, IntArray]]:
+    """A student saved by :func:`save_student`, its config.json and its inputs.
+
+    Raises:
+        FileNotFoundError: a file is missing.
+        ExportError: a file is there but not what :func:`save_student` writes.
+    """
+    try:
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+        missing = {"student", "spec", "metrics", "cold_start_prior"} - set(config)
+        if missing:
+            raise KeyError(", ".join(sorted(missing)))
+        spec = FeatureSpec.from_dict(config["spec"])
+        cfg = StudentConfig(**config["student"])
+        with np.load(folder / "inputs.npz", allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+    except (KeyError, TypeError, ValueError, zipfile.BadZipFile) as exc:
+        raise ExportError(f"the saved student in {folder} is unusable ({exc})") from None
+    student = Student(spec, cfg)
+    dummy = np.zeros((1, cfg.history_len, spec.width), np.int32)  # (1, L, F)
+    student({"history": dummy, "candidates": dummy[:, :1]})  # create the variables
+    student.load_weights(str(folder / "student.weights.h5"))
+    return student, config, arrays
+
+
+def reexport(run_dir: Path, *, out: Path | None, quantization: str, version: int) -> Bundle:
+    """``edgerec-train export``: the student a pipeline run saved (``RUN/student``) as a new
+    bundle (default ``RUN/bundle``); ``version`` 0 means the current unix time.
+
+    Raises:
+        ExportError: no saved student there, an unusable one, or ``full`` without saved
+            calibration inputs.
+    """
+    folder = run_dir / "student"
+    if not (folder / "config.json").is_file():
+        raise ExportError(f"no saved student in {folder} (run `edgerec-train pipeline` first)")
+    student, config, arrays = load_student(folder)
+    calibration = None
+    if "rep_history" in arrays:
+        calibration = list(
+            zip(
+                np.split(arrays["rep_history"], len(arrays["rep_history"])),
+                np.split(arrays["rep_candidates"], len(arrays["rep_candidates"])),
+                strict=True,
+            )
+        )  # [((1, L, F), (1, C, F)), ...]
+    if quantization == "full" and not calibration:
+        raise ExportError("full-integer quantization needs the saved calibration inputs")
+    golden = [
+        (arrays[f"golden_history_{i}"], arrays[f"golden_candidates_{i}"])
+        for i in range(len(arrays))
+        if f"golden_history_{i}" in arrays
+    ]
+    log(f"converting {folder} ({quantization} int8)")
+    model = convert(student, quantization, iter(calibration or []))
+    target = out or run_dir / "bundle"
+    bundle = make_bundle(
+        target,
+        student,
+        model,
+        model_version=version or int(time.time()),
+        quantization={"mode": quantization, "why": "chosen on the command line"},
+        golden_inputs=golden,
+        metrics=config["metrics"],
+        cold_start_prior=config["cold_start_prior"],
+    )
+    log(
+        f"wrote {target} (model {len(bundle.model):,} bytes, version "
+        f"{bundle.manifest.model_version}); metrics are the pipeline's measurement of "
+        "its own shipped variant"
+    )
+    return bundle

@@ -55,9 +55,12 @@ from tuf.api.metadata import (
 )
 from tuf.api.serialization.json import JSONSerializer
 
-from edgerec.bundle import MANIFEST_FILE, MODEL_FILE, Bundle
+from edgerec._fs import atomic_write
 from edgerec.errors import BundleError
+from edgerec.model import MANIFEST_FILE, MODEL_FILE, Bundle
 from edgerec.updates import LATEST_TARGET, bundle_target
+
+from .errors import PublishError
 
 __all__ = [
     "DEFAULT_EXPIRY",
@@ -78,10 +81,6 @@ DEFAULT_EXPIRY: Final = {
     "timestamp": timedelta(days=1),
 }
 _JSON = JSONSerializer(compact=False)
-
-
-class PublishError(Exception):
-    """A publishing problem to report in one line (never contains key bytes)."""
 
 
 def _now(now: datetime | None) -> datetime:
@@ -154,11 +153,7 @@ def _public_keys(keys_dir: Path, role: str) -> list[SSlibKey]:
 
 def _write(md: Metadata[Any], path: Path) -> None:
     """Atomic write: a static server never serves half a file."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    md.to_file(str(tmp), _JSON)
-    with open(tmp, "rb") as fh:
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    atomic_write(path, md.to_bytes(_JSON))
 
 
 def _sign(md: Metadata[Any], signers: Iterable[CryptoSigner]) -> None:
@@ -209,9 +204,7 @@ class _Repo:
         folder, _, name = path.rpartition("/")
         dest = self.targets / folder / f"{info.hashes['sha256']}.{name}"
         dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dest.with_name(f".{dest.name}.tmp")
-        tmp.write_bytes(data)
-        os.replace(tmp, dest)
+        atomic_write(dest, data)
         return info
 
 

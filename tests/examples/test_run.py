@@ -28,7 +28,7 @@ def _run(*args: str, cwd: Path, timeout: float) -> str:
 
 def test_the_synthetic_feed_is_the_generators_output() -> None:
     """examples/data/synthetic_feed.jsonl is exactly what its README says wrote it."""
-    from edgerec.trainer.synthetic import synthetic_articles
+    from edgerec.trainer.data.synthetic import synthetic_articles
 
     lines = (EXAMPLES / "data" / "synthetic_feed.jsonl").read_text(encoding="utf-8").splitlines()
     expected = synthetic_articles(200, seed=7, p_unicode=0.0)

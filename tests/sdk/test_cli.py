@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from edgerec.cli import main
-from edgerec.trainer.synthetic import synthetic_articles
+from edgerec.trainer.data.synthetic import synthetic_articles
 from tests.support.updates import FIXTURE
 
 

@@ -24,7 +24,8 @@ def test_import_edgerec_does_not_import_tensorflow() -> None:
 
 def test_trainer_package_imports_without_tensorflow() -> None:
     out = _run(
-        "import sys, edgerec.trainer, edgerec.trainer.synthetic;print('tensorflow' in sys.modules)"
+        "import sys, edgerec.trainer, edgerec.trainer.data.synthetic;"
+        "print('tensorflow' in sys.modules)"
     )
     assert out == "False"
 

@@ -14,7 +14,7 @@ from edgerec import featurize
 from edgerec.errors import InvalidInputError, InvalidTypeError
 from edgerec.model import Bundle, ModelRunner
 from edgerec.ranking import COLD_START_HALF_LIFE_H, MAX_CANDIDATES, Ranker
-from edgerec.trainer.synthetic import synthetic_articles
+from edgerec.trainer.data.synthetic import synthetic_articles
 from tests.support.updates import FIXTURE
 
 NOW = 1_701_000_000.0

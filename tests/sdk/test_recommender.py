@@ -16,7 +16,7 @@ import pytest
 import edgerec
 from edgerec.errors import ClosedError, InvalidInputError, InvalidTypeError
 from edgerec.home import ACTIVE_FILE, MODELS_DIR
-from edgerec.trainer.synthetic import synthetic_articles
+from edgerec.trainer.data.synthetic import synthetic_articles
 from tests.support.updates import FIXTURE
 
 KEY = bytes(range(32))

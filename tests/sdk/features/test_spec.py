@@ -26,7 +26,7 @@ from edgerec import (
 )
 from edgerec.features import _unicode_marks
 from edgerec.features import values as _values
-from edgerec.trainer.synthetic import synthetic_articles
+from edgerec.trainer.data.synthetic import synthetic_articles
 from tests.support.hashing import featurize_with, load_vectors, native_module
 
 SPEC = FeatureSpec.default()

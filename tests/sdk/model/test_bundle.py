@@ -23,7 +23,7 @@ from edgerec.errors import (
     UpdateRejectedError,
 )
 from edgerec.model import Bundle, ModelRunner, runtime
-from edgerec.trainer.synthetic import synthetic_articles
+from edgerec.trainer.data.synthetic import synthetic_articles
 from tests.support.updates import FIXTURE
 
 
@@ -53,7 +53,7 @@ def test_fixture_loads_and_matches_its_goldens(ranker: ModelRunner) -> None:
     assert manifest.spec.width == edgerec.FeatureSpec.default().width
     assert ranker.check_golden() <= 1e-3
     assert runtime.RUNTIME == "ai-edge-litert"
-    assert "tensorflow" not in sys.modules or "edgerec.trainer.teacher" in sys.modules
+    assert "tensorflow" not in sys.modules or "edgerec.trainer.models.teacher" in sys.modules
 
 
 def test_candidate_count_is_resized_and_scores_are_deterministic(ranker: ModelRunner) -> None:

@@ -1,0 +1,109 @@
+"""edgerec.trainer.pipeline: `edgerec-train pipeline --config tiny` end to end on SYNTHETIC
+data, and `edgerec-train export` on its run (TensorFlow)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from edgerec.trainer import cli
+from edgerec.trainer.data.synthetic import write_mind_layout
+
+pytestmark = pytest.mark.trainer
+
+
+def test_tiny_pipeline_trains_a_teacher_that_finds_the_signal(tmp_path: Path) -> None:
+    data = write_mind_layout(tmp_path / "data", seed=1)
+    out = tmp_path / "out"
+    assert (
+        cli.main(
+            [
+                "pipeline",
+                "--config",
+                "tiny",
+                "--data",
+                str(data),
+                "--out",
+                str(out),
+                "--cache",
+                str(tmp_path / "cache"),
+            ]
+        )
+        == 0
+    )
+    report = json.loads((out / "report.json").read_text())
+    models = report["models"]
+    assert {"random", "popularity", "category", "tfidf", "teacher"} <= set(models)
+    assert "minilm" not in models  # the tiny preset skips the slow encoder
+    teacher, random = models["teacher"], models["random"]
+    assert teacher["auc_ci"][0] > random["auc_ci"][1]  # the planted preference is learned
+    saved = json.loads((out / "teacher" / "config.json").read_text())
+    assert saved["teacher"]["dim"] == 32 and saved["minilm"] is False
+    assert (out / "teacher" / "teacher.weights.h5").stat().st_size > 0
+
+    # students, the int8 export measured through the on-device path, and the bundle
+    assert {"student_no_teacher", "student_float", "student_int8"} <= set(models)
+    assert models["student_int8"]["auc_ci"][0] > random["auc_ci"][1]
+    export = report["export"]
+    assert export["shipped"] in {"dynamic", "full"}
+    assert export["bundle_bytes"] <= 1_000_000
+    float_variant = export["variants"]["float"]
+    assert float_variant["parity_vs_keras"]["max_abs_diff"] < 1e-3  # same graph, float
+    assert float_variant["parity_vs_keras"]["top10_agreement"] > 0.99
+    shipped = export["variants"][export["shipped"]]
+    assert shipped["parity_vs_tflite_float"]["top10_agreement"] >= 0.9
+    assert shipped["auc"] == models["student_int8"]["auc"]
+
+    from edgerec.model import Bundle, ModelRunner
+
+    bundle = Bundle.load(out / "bundle")
+    assert ModelRunner(bundle).check_golden() <= 1e-3
+    assert bundle.manifest.metrics["auc"] == models["student_int8"]["auc"]
+    assert bundle.manifest.quantization["mode"] == export["shipped"]
+    assert bundle.manifest.cold_start_prior["category"]
+
+    # `edgerec-train export` rebuilds a bundle from the saved student
+    again = out / "reexported"
+    assert cli.main(["export", "--run", str(out), "--out", str(again), "--version", "7"]) == 0
+    rebuilt = Bundle.load(again)
+    assert rebuilt.manifest.model_version == 7
+    assert ModelRunner(rebuilt).check_golden() <= 1e-3
+    assert rebuilt.manifest.metrics == bundle.manifest.metrics
+
+
+def test_export_without_a_run_is_one_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["export", "--run", str(tmp_path)]) == 1
+    assert "no saved student" in capsys.readouterr().err
+
+
+def test_pipeline_config_errors_are_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert (
+        cli.main(
+            ["pipeline", "--config", "tiny", "--set", "teacher.dims=3", "--out", str(tmp_path)]
+        )
+        == 1
+    )
+    assert capsys.readouterr().err.strip() == (
+        "edgerec-train: error: unknown config key 'teacher.dims'"
+    )
+
+
+def test_tiny_pipeline_on_the_generic_interactions_layout(tmp_path: Path) -> None:
+    from edgerec.trainer.data.synthetic import write_interactions_layout
+
+    data = write_interactions_layout(tmp_path / "data", seed=2)
+    out = tmp_path / "out"
+    args = ["pipeline", "--config", "tiny", "--data", str(data), "--out", str(out)]
+    args += ["--set", "teacher.epochs=1", "--set", "student.epochs=1"]  # the layout is tested
+    assert cli.main([*args, "--cache", str(tmp_path / "cache"), "--eval-fraction", "0.2"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert "interactions.csv" in report["eval_file"]
+    assert 0 < report["n_impressions"] < 1500 * 0.3  # only the last fifth of the log
+    models = report["models"]
+    assert models["teacher"]["auc_ci"][0] > models["random"]["auc_ci"][1]

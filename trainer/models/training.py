@@ -1,0 +1,382 @@
+"""What the teacher and the student share in training.
+
+* :class:`RankingModel`: the one training style. A model (or a thin training wrapper)
+  says what its loss is per example; Keras's own ``train_step`` and ``fit()`` do the rest,
+  as tensorflow/recommenders' models do. No hand-written training step.
+* :func:`fit_streamed`: the loop both run: streamed batches (:func:`stream_dataset`),
+  AdamW with linear warm-up then cosine decay (:func:`warmup_cosine`), early stopping on
+  held-out users (:class:`ValidationRanking`).
+* ``tf.distribute``: :func:`distribution` makes the strategy once per process,
+  :func:`cross_replica_sum` and :func:`undistributed` are what a replicated model needs.
+
+A batch is ``({"history": (B, L), "candidates": (B, 1 + K)}, labels (B,), weights (B,))``:
+article-table indices, the positive always in column 0 (so every label is 0).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Iterator
+from typing import Any, Protocol, TypeVar
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np
+import numpy.typing as npt
+import tensorflow as tf
+
+from ..config import DISTRIBUTE
+from ..data.training_examples import Examples, ExampleStream
+
+keras = tf.keras
+_Callback: Any = keras.callbacks.Callback
+_Model: Any = keras.Model
+
+__all__ = [
+    "RankingModel",
+    "Schedule",
+    "ValidationRanking",
+    "cross_replica_sum",
+    "distribution",
+    "fit_streamed",
+    "ranking_auc",
+    "stream_dataset",
+    "undistributed",
+    "warmup_cosine",
+]
+
+_strategy: dict[str, Any] = {}
+M = TypeVar("M")
+
+Scorer = Callable[[npt.NDArray[np.int32], npt.NDArray[np.int32]], npt.NDArray[np.float32]]
+
+
+def stream_dataset(
+    stream: ExampleStream,
+    *,
+    batch_size: int,
+    shuffle_buffer: int,
+    max_examples: int,
+    impression_weight: float,
+    seed: int,
+) -> tuple[tf.data.Dataset, int]:
+    """Training batches streamed from the log (bounded shuffle buffer) and how many
+    examples an epoch has: ``({history, candidates}, label 0, weight)``."""
+    length, width = stream.history_len, 1 + stream.negatives
+    weight = {0: np.float32(1.0), 1: np.float32(impression_weight)}
+
+    def rows() -> Iterator[tuple[dict[str, Any], np.int32, np.float32]]:
+        for hist, cands, kind in stream.iterate():
+            yield {"history": hist, "candidates": cands}, np.int32(0), weight[kind]
+
+    data = tf.data.Dataset.from_generator(
+        rows,  # the positive is always candidate 0
+        output_signature=(
+            {
+                "history": tf.TensorSpec((length,), tf.int32),
+                "candidates": tf.TensorSpec((width,), tf.int32),
+            },
+            tf.TensorSpec((), tf.int32),
+            tf.TensorSpec((), tf.float32),
+        ),
+    )
+    options = tf.data.Options()
+    # A generator has no files to shard: under multiworker each worker reads the (seeded,
+    # identical) stream and keeps its share of the batches.
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    data = data.with_options(options)
+    n = stream.n_train
+    data = data.apply(tf.data.experimental.assert_cardinality(n))  # progress bars know it
+    data = data.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+    if max_examples:
+        n = min(n, max_examples)
+        data = data.take(n)
+    return data.batch(batch_size).prefetch(tf.data.AUTOTUNE), n
+
+
+class _EpochMeans:
+    """The epoch means Keras logs (``loss``, ``top1``), held outside the model: a metric
+    assigned to a Keras model becomes one of its weights (measured with tf-keras 2.21:
+    ``total`` and ``count`` listed first in ``model.weights``), and would then be saved
+    with the teacher's weights and copied with every ``get_weights``."""
+
+    def __init__(self) -> None:
+        # Means, not returned tensors: under a strategy they aggregate across replicas.
+        self.loss = keras.metrics.Mean(name="loss")
+        self.top1 = keras.metrics.Mean(name="top1")
+
+
+class RankingModel(_Model):  # type: ignore[misc]
+    """A Keras model trained by ``fit()`` through :meth:`compute_loss`, the hook Keras's
+    own ``train_step`` calls. Subclasses implement :meth:`example_losses`; this class
+    reduces it to the global batch's mean and keeps the epoch metrics.
+
+    The mean is over the *global* batch: under a ``tf.distribute`` strategy each replica
+    holds a share of the batch and the replicas' gradients are summed, so each replica
+    divides its weighted sum by the whole batch's denominator
+    (:func:`cross_replica_sum`); one step under a strategy equals one step on one device
+    (``tests/trainer/models/test_distribute.py``). ``normalize_by`` picks the denominator:
+
+    * ``"examples"``: the number of examples, what Keras's ``compile(loss=...)`` divides
+      by (``SUM_OVER_BATCH_SIZE``); the teacher's loss;
+    * ``"weights"``: the sum of the example weights, a weighted mean; the student's loss.
+      With every weight 1 (the pipeline's students) the two are the same.
+    """
+
+    normalize_by = "examples"
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._epoch = _EpochMeans()
+
+    @property
+    def metrics(self) -> list[Any]:
+        return [self._epoch.loss, self._epoch.top1]  # reset by Keras at each epoch
+
+    def example_losses(self, inputs: Any, labels: tf.Tensor, scores: tf.Tensor) -> tf.Tensor:
+        """(B,) loss of each example, from its inputs, label and (B, C) scores."""
+        raise NotImplementedError
+
+    def compute_loss(
+        self,
+        x: Any = None,
+        y: tf.Tensor | None = None,
+        y_pred: tf.Tensor | None = None,
+        sample_weight: tf.Tensor | None = None,
+    ) -> tf.Tensor:
+        losses = self.example_losses(x, y, y_pred)  # (B,)
+        if sample_weight is None:
+            weights = tf.ones_like(losses)  # (B,)
+        else:
+            weights = tf.cast(sample_weight, losses.dtype)  # (B,)
+        total = tf.reduce_sum(losses * weights)  # this replica's share of the batch
+        if self.normalize_by == "weights":
+            denominator = tf.reduce_sum(weights)
+        else:
+            denominator = tf.cast(tf.shape(losses)[0], losses.dtype)
+        self._epoch.loss.update_state(total / denominator, sample_weight=denominator)
+        return total / cross_replica_sum(denominator)
+
+    def compute_metrics(
+        self, x: Any, y: tf.Tensor, y_pred: tf.Tensor, sample_weight: tf.Tensor | None
+    ) -> dict[str, tf.Tensor]:
+        top = tf.argmax(y_pred, -1, output_type=tf.int32)  # (B,)
+        hits = tf.cast(tf.equal(top, tf.cast(y, tf.int32)), tf.float32)  # (B,)
+        self._epoch.top1.update_state(hits, sample_weight=sample_weight)
+        return {m.name: m.result() for m in self.metrics}
+
+
+class Schedule(Protocol):
+    """The training settings the teacher's and the student's configs share."""
+
+    @property
+    def batch_size(self) -> int: ...
+    @property
+    def epochs(self) -> int: ...
+    @property
+    def learning_rate(self) -> float: ...
+    @property
+    def warmup_fraction(self) -> float: ...
+    @property
+    def weight_decay(self) -> float: ...
+    @property
+    def patience(self) -> int: ...
+    @property
+    def max_examples(self) -> int: ...
+    @property
+    def shuffle_buffer(self) -> int: ...
+
+
+def fit_streamed(
+    model: RankingModel,
+    train: ExampleStream,
+    validation: Examples,
+    cfg: Schedule,
+    *,
+    strategy: Any,
+    score: Scorer,
+    impression_weight: float,
+    seed: int,
+    name: str,
+    keep_start: bool,
+) -> ValidationRanking:
+    """Train ``model`` (made under ``strategy.scope()``) on the streamed examples with
+    Keras's ``fit()``: AdamW, warm-up then cosine decay over every step, early stopping on
+    ``validation`` scored by ``score``. Returns the early-stopping monitor (its
+    ``history``: the validation ranking AUC before training, then after each epoch); the
+    model ends with the best weights seen."""
+    data, n_train = stream_dataset(
+        train,
+        batch_size=cfg.batch_size,
+        shuffle_buffer=cfg.shuffle_buffer,
+        max_examples=cfg.max_examples,
+        impression_weight=impression_weight,
+        seed=seed,
+    )
+    steps = max(1, -(-n_train // cfg.batch_size)) * cfg.epochs
+    with strategy.scope():  # the optimizer's slots mirror the variables
+        model.compile(
+            optimizer=keras.optimizers.AdamW(
+                learning_rate=warmup_cosine(cfg.learning_rate, steps, cfg.warmup_fraction),
+                weight_decay=cfg.weight_decay,
+            )
+        )
+        # build the weights, so that the untrained start can be measured (and kept)
+        model({"history": validation.history[:1], "candidates": validation.candidates[:1]})
+    monitor = ValidationRanking(validation, cfg.patience, score, name=name, keep_start=keep_start)
+    model.fit(data, epochs=cfg.epochs, callbacks=[monitor], verbose=1 if sys.stderr.isatty() else 2)
+    return monitor
+
+
+def distribution(name: str = "none", cpu_replicas: int = 0) -> Any:
+    """The ``tf.distribute`` strategy for ``Config.distribute``, made once per process
+    (the teacher and the students share it):
+
+    - ``none``: TensorFlow's default strategy (one device; its ops use every core);
+    - ``mirrored``: ``MirroredStrategy`` over every GPU, else the CPU; with
+      ``cpu_replicas`` > 0 the CPU is first split into that many logical devices (so the
+      distributed path runs on a machine without GPUs, as the tests do);
+    - ``multiworker``: ``MultiWorkerMirroredStrategy``, the cluster read from ``TF_CONFIG``.
+
+    ``batch_size`` is the global batch: each of R replicas gets ``batch_size / R``.
+    Call it before TensorFlow runs anything when ``cpu_replicas`` is set.
+    """
+    if name not in DISTRIBUTE:
+        raise ValueError(f"distribute: expected one of {', '.join(DISTRIBUTE)}, got {name!r}")
+    key = f"{name}:{cpu_replicas}"
+    if key in _strategy:
+        return _strategy[key]
+    if _strategy:
+        raise RuntimeError(f"one strategy per process: {next(iter(_strategy))} already made")
+    if name == "none":
+        made = tf.distribute.get_strategy()
+    elif name == "multiworker":
+        made = tf.distribute.MultiWorkerMirroredStrategy()
+    else:
+        devices = None
+        if cpu_replicas > 0 and not tf.config.list_physical_devices("GPU"):
+            cpu = tf.config.list_physical_devices("CPU")[0]
+            try:
+                tf.config.set_logical_device_configuration(
+                    cpu, [tf.config.LogicalDeviceConfiguration()] * cpu_replicas
+                )
+            except RuntimeError:
+                raise RuntimeError(
+                    "cpu_replicas must be set before TensorFlow initialises its devices"
+                ) from None
+            devices = [d.name for d in tf.config.list_logical_devices("CPU")]
+        made = tf.distribute.MirroredStrategy(devices)
+    _strategy[key] = made
+    return made
+
+
+def cross_replica_sum(value: tf.Tensor) -> tf.Tensor:
+    """``value`` summed over the replicas in sync (itself outside a strategy): what
+    :meth:`RankingModel.compute_loss` divides by so that its loss is the global batch's
+    mean."""
+    ctx = tf.distribute.get_replica_context()
+    if ctx is None or ctx.num_replicas_in_sync == 1:
+        return value
+    return ctx.all_reduce(tf.distribute.ReduceOp.SUM, value)
+
+
+def undistributed(trained: M, make: Callable[[], M], sample: dict[str, Any]) -> M:
+    """A plain copy of a model trained under a strategy (its variables mirrored), built
+    with ``make()`` outside any scope and called on ``sample``: what export, scoring and
+    saving work on. Outside a strategy, ``trained`` itself."""
+    model: Any = trained
+    if not any(isinstance(v, tf.distribute.DistributedValues) for v in model.weights):
+        return trained
+    plain = make()
+    copy: Any = plain
+    copy(sample)
+    copy.set_weights(model.get_weights())
+    return plain
+
+
+def warmup_cosine(peak: float, steps: int, warmup_fraction: float) -> Any:
+    """Linear warm-up to ``peak`` over the first ``warmup_fraction`` of ``steps``, then
+    cosine decay to 0."""
+    warmup = max(1, int(steps * warmup_fraction))
+    return keras.optimizers.schedules.CosineDecay(
+        0.0, decay_steps=max(1, steps - warmup), warmup_target=peak, warmup_steps=warmup
+    )
+
+
+def ranking_auc(scores: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
+    """Per example: share of the K negatives scored below the positive (column 0), ties
+    counting half; the AUC of a one-click impression."""
+    pos = scores[:, :1]
+    neg = scores[:, 1:]
+    return ((neg < pos).sum(1) + 0.5 * (neg == pos).sum(1)) / neg.shape[1]  # type: ignore[no-any-return]
+
+
+class ValidationRanking(_Callback):  # type: ignore[misc]
+    """Early stopping on a ranking signal from held-out users, checked before the first
+    epoch too: the weights kept are the best seen, the untrained start included when
+    ``keep_start`` (the teacher's zero-shot start is the MiniLM baseline, so training can
+    only add; a student's start is random weights, so students set it False).
+
+    The signal is the AUC on held-out impression examples (real shown-but-not-clicked
+    negatives, the closest thing to the evaluation task in the training data) when there
+    are at least ``min_impressions`` of them, else on every validation example.
+    """
+
+    def __init__(
+        self,
+        validation: Examples,
+        patience: int,
+        score: Scorer,
+        *,
+        name: str = "teacher",
+        min_impressions: int = 100,
+        keep_start: bool = True,
+    ) -> None:
+        super().__init__()
+        self.validation = validation
+        self.score = score
+        self.name = name
+        self.keep_start = keep_start
+        self.patience = patience
+        use = validation.kind == 1
+        self.rows = np.flatnonzero(use) if use.sum() >= min_impressions else None
+        self.best = -np.inf
+        self.best_weights: list[Any] | None = None
+        self.wait = 0
+        self.history: list[float] = []
+
+    def _measure(self) -> float:
+        ex = self.validation if self.rows is None else self.validation.take(self.rows)
+        return float(ranking_auc(self.score(ex.history, ex.candidates)).mean())
+
+    def _check(self, epoch: int, logs: dict[str, Any] | None) -> None:
+        value = self._measure()
+        self.history.append(value)
+        if logs is not None:
+            logs["val_ranking_auc"] = value
+        if epoch < 0 and not self.keep_start:
+            pass  # measured and logged, never kept
+        elif value > self.best:
+            self.best, self.best_weights, self.wait = value, self.model.get_weights(), 0
+        else:
+            self.wait += 1
+            if self.wait >= self.patience:
+                self.model.stop_training = True
+        where = "before training" if epoch < 0 else f"after epoch {epoch + 1}"
+        print(
+            f"[{self.name}] validation ranking AUC {where}: {value:.4f}",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        self._check(-1, None)
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self._check(epoch, logs)
+
+    def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
+        if self.best_weights is not None:
+            self.model.set_weights(self.best_weights)

@@ -1,0 +1,534 @@
+"""``edgerec-train pipeline``: the whole training run, one step after the other.
+
+::
+
+    prepare    read and clean the data folder; featurize every article once
+               (edgerec.featurize, the device's hashing); MiniLM vectors when configured
+    baselines  random, popularity, category, TF-IDF, MiniLM cosine on the evaluation file
+    teacher    training examples; the teacher (and the teacher_no_minilm ablation)
+    students   student_no_teacher (clicks only) and student_float (distilled)
+    export     TFLite float / dynamic / full int8, each written and measured on-device;
+               the chosen int8 model as bundle/, the Keras student as student/
+    report     report.json, report.md, report.png
+
+Outputs in ``--out``: ``report.*``, ``teacher/`` (``teacher_no_minilm/``),
+``variants/<quantization>/``, ``student/``, ``bundle/``. ``report.json``'s ``timings_s``
+has each step's seconds (``examples`` and ``student_examples`` are the teacher's and the
+students' example streams). :func:`evaluate` is ``edgerec-train evaluate``: prepare,
+baselines, report.
+
+The steps share a :class:`Run` (config, output folder, report rows, timings) and the
+:class:`Prepared` data. Models and export import TensorFlow, so they are imported inside
+the steps that need them: ``evaluate`` never starts TensorFlow.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import numpy.typing as npt
+
+from edgerec import FeatureSpec
+
+from .config import Config
+from .data.embeddings import DIM, cached_vectors, installed
+from .data.loading import Data, load
+from .data.training_examples import (
+    ArticleTable,
+    TrainingSet,
+    featurize_table,
+    training_set,
+    unpad,
+)
+from .errors import ConfigError, DataError
+from .evaluation.baselines import score_baselines
+from .evaluation.report import summarize, write_report
+from .experiments import feed_vectors, teacher_ablation
+from .progress import log
+
+if TYPE_CHECKING:
+    from .evaluation.on_device import Measured
+    from .models.distillation import TeacherScores
+    from .models.student import Student
+    from .models.teacher import Teacher
+
+__all__ = ["Prepared", "Run", "evaluate", "run"]
+
+IntArray = npt.NDArray[np.int32]
+FloatArray = npt.NDArray[np.float32]
+
+
+@dataclass
+class Run:
+    """What the steps share: the config, the output folder, the report rows so far and
+    the seconds each step took."""
+
+    cfg: Config
+    out: Path
+    cache: Path
+    rows: dict[str, dict[str, Any]] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @contextmanager
+    def timed(self, step: str) -> Iterator[None]:
+        """Record the seconds the block takes as ``timings[step]`` (when it succeeds)."""
+        start = time.perf_counter()
+        yield
+        self.timings[step] = time.perf_counter() - start
+
+    def log_row(self, name: str) -> None:
+        row = self.rows[name]
+        log(f"{name}: AUC {row['auc']:.3f} {row['auc_ci']} ({self.timings[name]:.0f} s)")
+
+    def strategy(self) -> Any:
+        """The ``tf.distribute`` strategy of the config (made once per process)."""
+        from .models.training import distribution
+
+        return distribution(self.cfg.distribute, self.cfg.cpu_replicas)
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """The data, featurized once: what every later step reads."""
+
+    data: Data
+    table: ArticleTable
+    spec: FeatureSpec  # the default spec: the teacher's hash space
+    features: IntArray  # (A, F) hashed with ``spec``, row 0 padding
+    minilm: dict[str, FloatArray] | None  # MiniLM vectors by article id, when computed
+
+
+@dataclass(frozen=True)
+class Students:
+    """What the student step leaves for the export: the distilled student, its Keras
+    scores of the evaluation impressions, its inputs and the teacher's scorer."""
+
+    inputs: TrainingSet
+    student: Student
+    keras_scores: list[FloatArray]
+    scorer: TeacherScores | None
+
+
+def run(cfg: Config, *, data_dir: Path, out: Path, cache: Path, eval_fraction: float) -> Path:
+    """The whole pipeline (module docstring); returns the path of ``report.json``.
+
+    Raises:
+        ConfigError: the ``tf.distribute`` strategy cannot be made.
+        DataError: the data folder is unusable, or gives no training examples.
+        ExportError: no int8 variant of the student converts.
+    """
+    log(f"config {cfg.name}: {cfg.teacher}")
+    start_distribution(cfg)
+    state = Run(cfg, out, cache)
+    with state.timed("prepare"):
+        prepared = prepare(data_dir, eval_fraction, cfg, cache)
+    with state.timed("baselines"):
+        state.rows.update(baselines(prepared, cfg, cache))
+    teacher, vectors = train_teachers(state, prepared)
+    students = train_students(state, prepared, teacher)
+    with state.timed("export"):
+        exported = export_student(state, prepared, students)
+    exported.update(measure_feed_vectors(state, prepared, students, vectors))
+    return report(state, prepared.data, exported)
+
+
+def evaluate(
+    data_dir: Path,
+    out: Path,
+    *,
+    eval_fraction: float,
+    cache: Path,
+    names: Sequence[str] | None,
+    bootstrap: int,
+    seed: int,
+) -> Path:
+    """``edgerec-train evaluate``: the baselines on the evaluation impressions, as a report.
+
+    Raises:
+        DataError: the data folder is unusable.
+        EmbeddingsUnavailable: ``minilm`` asked for without the ``[embed]`` extra.
+    """
+    data = load(data_dir, eval_fraction)
+    rows = score_baselines(data, names=names, bootstrap=bootstrap, seed=seed, cache=cache)
+    path = write_report(
+        out, eval_file=data.eval_file, n_impressions=len(data.evaluation), models=rows
+    )
+    log(f"wrote {path} and {path.with_suffix('.md')}")
+    return path
+
+
+def start_distribution(cfg: Config) -> None:
+    """Make the configured ``tf.distribute`` strategy before anything starts TensorFlow
+    (``cpu_replicas`` splits the CPU into logical devices, allowed only before that).
+    With ``distribute = none`` nothing happens: TensorFlow starts with the teacher."""
+    if cfg.distribute == "none":
+        return
+    from .models.training import distribution
+
+    try:
+        strategy = distribution(cfg.distribute, cfg.cpu_replicas)
+    except (RuntimeError, ValueError) as exc:
+        raise ConfigError(f"distribute={cfg.distribute}: {exc}") from None
+    log(
+        f"distribute={cfg.distribute}: {strategy.num_replicas_in_sync} replicas in sync; "
+        f"global batch {cfg.teacher.batch_size} (teacher), {cfg.student.batch_size} (students)"
+    )
+
+
+def prepare(data_dir: Path, eval_fraction: float, cfg: Config, cache: Path) -> Prepared:
+    """Step 1: load and clean the data, featurize the article table with the default spec,
+    and encode the MiniLM vectors once (the baseline and the teacher share them) when
+    ``cfg.minilm`` and the ``[embed]`` extra is installed."""
+    data = load(data_dir, eval_fraction)
+    table = ArticleTable.build(data.articles)
+    spec = FeatureSpec.default()
+    features = featurize_table(data.articles, table, spec)
+    minilm = cached_vectors(data.articles, cache) if cfg.minilm and installed() else None
+    return Prepared(data, table, spec, features, minilm)
+
+
+def baselines(prepared: Prepared, cfg: Config, cache: Path) -> dict[str, dict[str, Any]]:
+    """Step 2: the baseline rows (:func:`~.evaluation.baselines.score_baselines`)."""
+    return score_baselines(
+        prepared.data,
+        names=None,
+        bootstrap=cfg.bootstrap,
+        seed=cfg.seed,
+        cache=cache,
+        minilm=cfg.minilm,
+        minilm_vectors=prepared.minilm,
+    )
+
+
+def _teacher_vectors(prepared: Prepared, cfg: Config) -> FloatArray | None:
+    """(A, 384) MiniLM vectors in table order for the teacher (row 0 zeros), or None."""
+    if prepared.minilm is not None and cfg.teacher.use_minilm:
+        vectors = np.zeros((len(prepared.table), DIM), dtype=np.float32)  # (A, 384)
+        vectors[1:] = np.stack([prepared.minilm[i] for i in prepared.table.ids[1:]])
+        return vectors
+    if cfg.minilm and cfg.teacher.use_minilm:
+        log("teacher without MiniLM vectors: the [embed] extra is not installed")
+    return None
+
+
+def train_teachers(state: Run, prepared: Prepared) -> tuple[Teacher, FloatArray | None]:
+    """Step 3: the teacher the students learn from (on the MiniLM vectors when there are
+    some), then the configured ablation (:mod:`.experiments.teacher_ablation`). Returns
+    the teacher and its (A, 384) vectors.
+
+    Raises:
+        DataError: the training log gives no examples.
+    """
+    cfg, tc = state.cfg, state.cfg.teacher
+    with state.timed("examples"):
+        vectors = _teacher_vectors(prepared, cfg)
+        inputs = training_set(
+            prepared.data.train,
+            prepared.data.evaluation,
+            prepared.table,
+            spec=prepared.spec,
+            features=prepared.features,
+            history_len=tc.history_len,
+            negatives=tc.negatives,
+            validation_fraction=tc.validation_fraction,
+            seed=cfg.seed,
+        )
+        _log_examples(inputs, tc.max_examples)
+    kept = {}
+    for name, vecs in [("teacher", vectors), *teacher_ablation.variants(cfg, vectors)]:
+        with state.timed(name):
+            kept[name], state.rows[name] = _fit_teacher(state, prepared.data, inputs, name, vecs)
+        state.log_row(name)
+    return kept["teacher"], vectors  # the one the students learn from
+
+
+def _log_examples(inputs: TrainingSet, max_examples: int) -> None:
+    validation = inputs.validation
+    log(
+        f"examples: {inputs.stream.n_train} train, streamed (max_examples "
+        f"{max_examples or 'all'}), {len(validation)} validation (held-out users, "
+        f"{int((validation.kind == 1).sum())} from impressions)"
+    )
+    if inputs.stream.n_train == 0 or len(validation) == 0:
+        raise DataError("no training examples: the training logs have no known histories")
+
+
+def _fit_teacher(
+    state: Run, data: Data, inputs: TrainingSet, name: str, vectors: FloatArray | None
+) -> tuple[Teacher, dict[str, Any]]:
+    """Train one teacher (weights and config saved in ``OUT/<name>``) and its report row."""
+    from .models.teacher import score, train_teacher
+
+    log(f"training {name} ({'with' if vectors is not None else 'without'} MiniLM vectors)")
+    model = train_teacher(
+        inputs.stream,
+        inputs.validation,
+        inputs.features,
+        vectors,
+        spec=inputs.spec,
+        cfg=state.cfg.teacher,
+        seed=state.cfg.seed,
+        out_dir=state.out / name,
+        strategy=state.strategy(),
+    )
+    scores = score(model, inputs.hist, inputs.cands)  # (N, Cmax): drop the padded columns
+    row = summarize(
+        data.evaluation,
+        unpad(scores, data.evaluation),
+        n_bootstrap=state.cfg.bootstrap,
+        seed=state.cfg.seed,
+    )
+    return model, row
+
+
+def train_students(state: Run, prepared: Prepared, teacher: Teacher) -> Students:
+    """Step 4: the same student twice on the same examples, in its own (smaller) hash
+    space: ``student_no_teacher`` on clicks only, ``student_float`` distilled from the
+    teacher (the one exported)."""
+    from .models.distillation import teacher_scorer
+
+    cfg, sc = state.cfg, state.cfg.student
+    with state.timed("student_examples"):
+        spec = FeatureSpec(n_buckets=sc.n_buckets) if sc.n_buckets else FeatureSpec.default()
+        inputs = training_set(
+            prepared.data.train,
+            prepared.data.evaluation,
+            prepared.table,
+            spec=spec,
+            features=featurize_table(prepared.data.articles, prepared.table, spec),
+            history_len=sc.history_len,
+            negatives=sc.negatives,
+            validation_fraction=cfg.teacher.validation_fraction,  # the same held-out users
+            seed=cfg.seed,
+        )
+    scorer = teacher_scorer(teacher, cfg.teacher.history_len)
+    trained = {}
+    for name, distil in (("student_no_teacher", None), ("student_float", scorer)):
+        with state.timed(name):
+            trained[name] = _fit_student(state, prepared.data, inputs, name, distil)
+        state.log_row(name)
+    student, scores = trained["student_float"]
+    return Students(inputs, student, scores, scorer)
+
+
+def _fit_student(
+    state: Run, data: Data, inputs: TrainingSet, name: str, teacher: TeacherScores | None
+) -> tuple[Student, list[FloatArray]]:
+    """Train one student, record its report row; the student and its Keras scores."""
+    from .models.student import score_indices, train_student
+
+    log(f"training {name} ({'distilled' if teacher is not None else 'click loss only'})")
+    student = train_student(
+        inputs.stream,
+        inputs.validation,
+        inputs.features,
+        inputs.spec,
+        state.cfg.student,
+        teacher=teacher,
+        seed=state.cfg.seed,
+        strategy=state.strategy(),
+    )
+    scores = unpad(
+        score_indices(student, inputs.features, inputs.hist, inputs.cands), data.evaluation
+    )
+    state.rows[name] = summarize(
+        data.evaluation, scores, n_bootstrap=state.cfg.bootstrap, seed=state.cfg.seed
+    )
+    return student, scores
+
+
+def export_student(state: Run, prepared: Prepared, students: Students) -> dict[str, Any]:
+    """Step 5: ``student_float`` as TFLite in each measured quantization, each written as
+    a bundle in ``variants/`` and measured on-device; the chosen int8 one becomes the
+    ``student_int8`` row and ``bundle/``; the Keras student is saved in ``student/``.
+    Returns the report's ``export`` section."""
+    from .export import golden_inputs, representative
+
+    cfg, sc, inputs = state.cfg, state.cfg.student, students.inputs
+    rng = np.random.default_rng(cfg.seed)  # calibration draws, then latency inputs
+    calibration = representative(inputs.stream, inputs.features, sc.representative, rng)
+    golden = golden_inputs(
+        prepared.data.evaluation, prepared.data.articles, inputs.spec, sc.history_len
+    )
+    measured = (
+        ("float", "dynamic", "full") if sc.quantization == "auto" else ("float", sc.quantization)
+    )
+    variants: dict[str, dict[str, Any]] = {}
+    results: dict[str, Measured] = {}
+    for quant in measured:
+        result = _export_variant(
+            state, prepared, students, quant, calibration=calibration, golden=golden, rng=rng
+        )
+        if isinstance(result, str):
+            variants[quant] = {"error": result}
+            continue
+        results[quant], variants[quant] = result, result.facts
+    return _ship(
+        state,
+        prepared,
+        students,
+        variants=variants,
+        results=results,
+        calibration=calibration,
+        golden=golden,
+    )
+
+
+def _export_variant(
+    state: Run,
+    prepared: Prepared,
+    students: Students,
+    quant: str,
+    *,
+    calibration: list[tuple[IntArray, IntArray]],
+    golden: list[tuple[IntArray, IntArray]],
+    rng: np.random.Generator,
+) -> Measured | str:
+    """One quantization converted, written to ``variants/<quant>`` and measured
+    on-device; the converter's error message when it does not convert."""
+    from .evaluation.on_device import measure_bundle
+    from .export import convert, make_bundle
+
+    start = time.perf_counter()
+    try:
+        model = convert(students.student, quant, iter(calibration) if quant == "full" else None)
+    except Exception as exc:  # a converter failure is a measured outcome, not a crash
+        error = f"{type(exc).__name__}: {str(exc)[:300]}"
+        log(f"TFLite {quant}: conversion failed ({error[:120]})")
+        return error
+    bundle = make_bundle(  # each variant as a loadable bundle, to measure it as a device
+        state.out / "variants" / quant,
+        students.student,
+        model,
+        model_version=1,
+        quantization={"mode": quant},
+        golden_inputs=golden,
+        metrics={},
+        cold_start_prior={},
+    )
+    result = measure_bundle(
+        bundle,
+        prepared.data.evaluation,
+        prepared.data.articles,
+        keras_scores=students.keras_scores,
+        rng=rng,
+        bootstrap=state.cfg.bootstrap,
+        seed=state.cfg.seed,
+    )
+    result.facts["convert_s"] = round(time.perf_counter() - start, 1)
+    log(
+        f"TFLite {quant}: {len(model) / 1e6:.2f} MB, AUC {result.row['auc']:.4f}, invoke p50 "
+        f"{result.facts['invoke_p50_ms_50x500']} ms (50 x 500)"
+    )
+    return result
+
+
+def _ship(
+    state: Run,
+    prepared: Prepared,
+    students: Students,
+    *,
+    variants: dict[str, dict[str, Any]],
+    results: dict[str, Measured],
+    calibration: list[tuple[IntArray, IntArray]],
+    golden: list[tuple[IntArray, IntArray]],
+) -> dict[str, Any]:
+    """Choose the int8 variant, write ``student/`` and ``bundle/`` with the metrics the
+    device will show and the cold-start prior; the report's ``export`` section."""
+    from .evaluation.on_device import parity
+    from .export import choose_quantization, cold_start_prior, make_bundle, save_student
+
+    cfg, sc, data = state.cfg, state.cfg.student, prepared.data
+    shipped, why = choose_quantization(variants, sc.quantization)
+    log(f"shipping {shipped}: {why}")
+    if "float" in results:
+        for quant in ("dynamic", "full"):
+            if quant in results:
+                variants[quant]["parity_vs_tflite_float"] = parity(
+                    results["float"].scores, results[quant].scores
+                )
+    state.rows["student_int8"] = row = results[shipped].row
+    metrics = {k: row[k] for k in ("auc", "auc_ci", "mrr", "ndcg@5", "ndcg@10")}
+    metrics = {
+        **metrics,
+        "teacher": state.rows.get("teacher"),
+        "n_impressions": len(data.evaluation),
+    }
+    prior = cold_start_prior(data.train, data.articles)
+    save_student(
+        state.out / "student",
+        students.student,
+        seed=cfg.seed,
+        representative=calibration,
+        golden_inputs=golden,
+        metrics=metrics,
+        cold_start_prior=prior,
+    )
+    bundle = make_bundle(
+        state.out / "bundle",
+        students.student,
+        results[shipped].runner.bundle.model,
+        model_version=sc.version or int(time.time()),
+        quantization={"mode": shipped, "why": why, "measured": variants},
+        golden_inputs=golden,
+        metrics=metrics,
+        cold_start_prior=prior,
+    )
+    return {
+        "shipped": shipped,
+        "why": why,
+        "bundle_bytes": sum(p.stat().st_size for p in (state.out / "bundle").iterdir()),
+        "model_bytes": len(bundle.model),
+        "variants": variants,
+        "parity_keras_vs_int8": variants[shipped]["parity_vs_keras"],
+    }
+
+
+def measure_feed_vectors(
+    state: Run, prepared: Prepared, students: Students, vectors: FloatArray | None
+) -> dict[str, Any]:
+    """After the export: the feed-vector student (:mod:`.experiments.feed_vectors`), when
+    the teacher had MiniLM vectors and ``student.feed_vector_variant`` is set."""
+    if vectors is None or not state.cfg.student.feed_vector_variant:
+        return {"feed_vector_variant": "not measured (needs the MiniLM vectors)"}
+    with state.timed(feed_vectors.NAME):
+        row, facts = feed_vectors.measure(
+            state.cfg,
+            students.inputs,
+            evaluation=prepared.data.evaluation,
+            scorer=students.scorer,
+            minilm=vectors,
+            strategy=state.strategy(),
+        )
+    state.rows[feed_vectors.NAME] = row
+    return {"feed_vector_variant": facts}
+
+
+def report(state: Run, data: Data, exported: dict[str, Any]) -> Path:
+    """Step 6: ``report.json`` (every row, the timings, the export section), ``.md``,
+    ``.png``; returns the JSON's path."""
+    notes = [
+        f"config: {state.cfg.name}",
+        f"shipped bundle: {state.out / 'bundle'} ({exported['bundle_bytes']:,} bytes, "
+        f"{exported['shipped']} int8: {exported['why']})",
+        f"student_int8 is measured through the on-device path (edgerec.featurize + LiteRT); "
+        f"Keras vs int8: max |score diff| {exported['parity_keras_vs_int8']['max_abs_diff']}, "
+        f"top-10 agreement {exported['parity_keras_vs_int8']['top10_agreement']}",
+    ]
+    path = write_report(
+        state.out,
+        eval_file=data.eval_file,
+        n_impressions=len(data.evaluation),
+        models=state.rows,
+        notes=notes,
+        timings=state.timings,
+        extra={"export": exported},
+    )
+    log(f"wrote {path} and {path.with_suffix('.md')}")
+    return path

@@ -88,3 +88,34 @@ def test_soak_history_loses_no_acknowledged_write() -> None:
     result = _run("soak_history.py", "--kills", "5", "--check-every", "5")
     assert result["kills"] == 5 and result["ok"] is True and result["failures"] == []
     assert result["rows_present_at_end"] >= result["acknowledged_writes"]
+
+
+SMALL_MODELS = [
+    "--set", "teacher.dim=16", "--set", "teacher.heads=2", "--set", "teacher.history_len=10",
+    "--set", "teacher.batch_size=64", "--set", "student.dim=8", "--set", "student.embed_dim=4",
+    "--set", "student.n_buckets=1024", "--set", "student.history_len=10",
+    "--set", "student.batch_size=64", "--set", "student.representative=20",
+]  # fmt: skip
+
+
+@pytest.mark.trainer
+def test_bench_pipeline_scale_reports_every_stage_per_size(tmp_path: Path) -> None:
+    """The scaling curve (issue 16), shrunk: two synthetic sizes, each stage's seconds, the
+    training throughput, the peak memory, and the fitted line with its projection."""
+    result = _run(
+        "bench_pipeline.py", "--scale", "--sizes", "400,1200", "--work", str(tmp_path),
+        *SMALL_MODELS,
+    )  # fmt: skip
+    small, large = result["points"]
+    assert (small["impressions"], large["impressions"]) == (400, 1200)
+    assert large["examples_per_epoch"] > small["examples_per_epoch"] > 0
+    for point in (small, large):
+        assert {"prepare", "baselines", "examples", "teacher", "student_float", "export"} <= set(
+            point["stages_s"]
+        )
+        assert point["training_examples_per_s"]["teacher"] > 0
+        assert point["training_examples_per_s"]["student_float"] > 0
+        assert 0 < point["peak_rss_mb"] < 4096
+    projection = result["projection_mind_large"]
+    assert projection["impressions"] == 2_200_000 and projection["one_epoch_each_wall_s"] > 0
+    assert "SYNTHETIC" in (tmp_path / "synthetic-400" / "README.md").read_text()

@@ -208,4 +208,4 @@ def test_the_walk_through_runs_as_written(tmp_path: Path) -> None:
     assert re.search(r"^\s*1\s+N[345]\b", out, re.M), out  # a ranked list from the CLI
     assert "N1" not in re.findall(r"^\s*\d+\s+(N\d)\b", out, re.M)  # already read
     assert '"visitor": null' in out and '"profiles": []' in out  # the kiosk's state (erased)
-    assert "same model" in out
+    assert "one model, exported by the chief" in out

@@ -38,7 +38,6 @@ class TeacherConfig:
     patience: int = 2  # epochs without validation improvement before stopping
     validation_fraction: float = 0.1  # share of training users held out for early stopping
     max_examples: int = 0  # training examples per epoch, 0 = all; the tiny preset caps it
-    shuffle_buffer: int = 50_000  # examples held in memory for shuffling (tf.data)
 
 
 @dataclass(frozen=True)
@@ -55,7 +54,7 @@ class StudentConfig:
     dim: int = 64  # item and user vector width (LSTM units)
     use_id: bool = False  # the article-id column: fresh articles never seen in training
     feed_vector_dim: int = 0  # > 0: each article also carries a P-dim int8 vector in the feed
-    feed_vector_variant: int = 32  # also measure a student with P-dim MiniLM projections; 0 = no
+    feed_vector_variant: int = 0  # > 0: also measure a student with P-dim MiniLM projections
     negatives: int = 4  # K per example, as for the teacher
     alpha: float = 0.7  # loss = alpha * T^2 * KL(teacher || student) + (1 - alpha) * click
     temperature: float = 2.0  # T, softens both score distributions for the KL term
@@ -66,7 +65,6 @@ class StudentConfig:
     weight_decay: float = 1e-4  # AdamW
     patience: int = 2
     max_examples: int = 0  # training examples per epoch, 0 = all
-    shuffle_buffer: int = 50_000
     quantization: str = "auto"  # auto (measure both, ship the better) | dynamic | full
     representative: int = 300  # real training histories for full-integer calibration
     version: int = 0  # model version in the manifest; 0 = the creation time in unix seconds
@@ -78,11 +76,19 @@ class Config:
     seed: int = 0
     bootstrap: int = 1000  # resamples for the 95% intervals
     minilm: bool = True  # MiniLM baseline and teacher input (needs the [embed] extra)
-    teacher_ablation: bool = True  # also train teacher_no_minilm, to measure what MiniLM adds
+    # What does not ship is off here and on in the "research" preset:
+    teacher_ablation: bool = False  # also train teacher_no_minilm: what MiniLM adds
+    student_ablation: bool = False  # also train student_no_teacher: what distillation adds
+    # Prepared training examples: written once as shards of this many examples, the unit
+    # of shuffling (an epoch: shards in random order, each shuffled whole) and of memory.
+    shard_size: int = 200_000
     # tf.distribute for the teacher and the students: none | mirrored (every GPU, else the
     # CPU) | multiworker (the cluster in TF_CONFIG). batch_size stays the global batch.
     distribute: str = "none"
     cpu_replicas: int = 0  # mirrored without GPUs: split the CPU into N logical devices
+    # multiworker: a folder every worker can read; the chief (worker 0) writes the prepared
+    # examples and the hashed article tables there, the others read their shards from it.
+    shared_dir: str = ""
     teacher: TeacherConfig = field(default_factory=TeacherConfig)
     student: StudentConfig = field(default_factory=StudentConfig)
 
@@ -93,9 +99,6 @@ PRESETS: dict[str, Config] = {
         name="tiny",
         bootstrap=200,
         minilm=False,  # encoding costs ~20 s even for a small corpus
-        # 3,000 examples per epoch from an 8,192-example shuffle buffer: with the default
-        # 50,000 every epoch on MIND first pulled 53,000 examples through the Python
-        # generator (the tiny run on MIND took 668 s instead of 261 s).
         teacher=TeacherConfig(
             history_len=20,
             dim=32,
@@ -103,11 +106,9 @@ PRESETS: dict[str, Config] = {
             batch_size=64,
             epochs=3,
             max_examples=3000,
-            shuffle_buffer=8192,
         ),
         student=StudentConfig(
             history_len=20,
-            shuffle_buffer=8192,
             n_buckets=4096,  # keeps the committed fixture bundle small
             embed_dim=8,
             dim=16,
@@ -117,6 +118,14 @@ PRESETS: dict[str, Config] = {
             representative=50,
             quantization="dynamic",  # the full-integer conversion alone costs ~20 s
         ),
+    ),
+    # default + every measurement that does not ship: the teacher without MiniLM, the
+    # student without the teacher, the student that reads 32-dim feed vectors.
+    "research": Config(
+        name="research",
+        teacher_ablation=True,
+        student_ablation=True,
+        student=StudentConfig(feed_vector_variant=32),
     ),
 }
 

@@ -22,6 +22,7 @@ Example:
 from __future__ import annotations
 
 __all__ = [
+    "ClusterError",
     "ConfigError",
     "DataError",
     "EmbeddingsUnavailable",
@@ -58,6 +59,11 @@ class EmbeddingsUnavailable(TrainerError, RuntimeError):
 class ExportError(TrainerError, RuntimeError):
     """A bundle cannot be made: no saved student, unusable saved inputs, or no int8
     variant converted."""
+
+
+class ClusterError(TrainerError, RuntimeError):
+    """A training cluster cannot run: ``TF_CONFIG`` does not describe this worker, no
+    ``shared_dir``, or the chief published no inputs (:mod:`edgerec.trainer.cluster`)."""
 
 
 class PublishError(TrainerError):

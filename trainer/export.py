@@ -45,7 +45,7 @@ from edgerec.model import write_bundle as write_bundle_folder
 
 from .config import StudentConfig
 from .data.mind import Impression
-from .data.training_examples import ExampleStream
+from .data.training_examples import TrainingSet
 from .errors import ExportError
 from .evaluation.on_device import feature_rows
 from .models.student import Student
@@ -187,17 +187,14 @@ def write_bundle(
     return write_bundle_folder(out_dir, model, manifest)
 
 
-def representative(
-    stream: ExampleStream, features: IntArray, n: int, rng: np.random.Generator
-) -> list[Pair]:
+def representative(inputs: TrainingSet, n: int, seed: int) -> list[Pair]:
     """``n`` real training (history, candidates) pairs as feature rows, for calibration."""
-    pairs = []
-    for hist, cands, _ in stream.iterate():
-        if rng.random() < 0.2:
-            pairs.append((features[hist][None], features[cands][None]))  # (1, L, F), (1, C, F)
-            if len(pairs) >= n:
-                break
-    return pairs
+    drawn = inputs.examples.sample(n, inputs.history_len, inputs.negatives, seed)
+    features = inputs.features  # (A, F)
+    return [
+        (features[h][None], features[c][None])  # (1, L, F), (1, C, F)
+        for h, c in zip(drawn.history, drawn.candidates, strict=True)
+    ]
 
 
 def golden_inputs(

@@ -5,17 +5,20 @@
     prepare    read and clean the data folder; featurize every article once
                (edgerec.featurize, the device's hashing); MiniLM vectors when configured
     baselines  random, popularity, category, TF-IDF, MiniLM cosine on the evaluation file
-    teacher    training examples; the teacher (and the teacher_no_minilm ablation)
-    students   student_no_teacher (clicks only) and student_float (distilled)
+    examples   the training examples, written once as shards (OUT/examples/), read by
+               every model after
+    teacher    the teacher (and, in the research preset, the teacher_no_minilm ablation)
+    students   student_float, distilled from the teacher (and, in the research preset,
+               student_no_teacher, the same student on clicks only)
     export     TFLite float / dynamic / full int8, each written and measured on-device;
                the chosen int8 model as bundle/, the Keras student as student/
     report     report.json, report.md, report.png
 
 Outputs in ``--out``: ``report.*``, ``teacher/`` (``teacher_no_minilm/``),
-``variants/<quantization>/``, ``student/``, ``bundle/``. ``report.json``'s ``timings_s``
-has each step's seconds (``examples`` and ``student_examples`` are the teacher's and the
-students' example streams). :func:`evaluate` is ``edgerec-train evaluate``: prepare,
-baselines, report.
+``variants/<quantization>/``, ``student/``, ``bundle/``, ``examples/``. ``report.json``'s
+``timings_s`` has each step's seconds and ``training`` each trained model's steady-state
+examples per second and validation AUC per epoch. :func:`evaluate` is
+``edgerec-train evaluate``: prepare, baselines, report.
 
 The steps share a :class:`Run` (config, output folder, report rows, timings) and the
 :class:`Prepared` data. Models and export import TensorFlow, so they are imported inside
@@ -24,6 +27,7 @@ the steps that need them: ``evaluate`` never starts TensorFlow.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -35,12 +39,15 @@ import numpy as np
 import numpy.typing as npt
 
 from edgerec import FeatureSpec
+from edgerec._fs import atomic_write
 
+from . import cluster
 from .config import Config
 from .data.embeddings import DIM, cached_vectors, installed
 from .data.loading import Data, load
 from .data.training_examples import (
     ArticleTable,
+    ExampleShards,
     TrainingSet,
     featurize_table,
     training_set,
@@ -74,6 +81,7 @@ class Run:
     cache: Path
     rows: dict[str, dict[str, Any]] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+    fits: dict[str, dict[str, Any]] = field(default_factory=dict)  # per trained model
 
     @contextmanager
     def timed(self, step: str) -> Iterator[None]:
@@ -84,7 +92,9 @@ class Run:
 
     def log_row(self, name: str) -> None:
         row = self.rows[name]
-        log(f"{name}: AUC {row['auc']:.3f} {row['auc_ci']} ({self.timings[name]:.0f} s)")
+        speed = self.fits.get(name, {}).get("examples_per_s")
+        rate = f", {speed:,.0f} training examples/s" if speed else ""
+        log(f"{name}: AUC {row['auc']:.3f} {row['auc_ci']} ({self.timings[name]:.0f} s{rate})")
 
     def strategy(self) -> Any:
         """The ``tf.distribute`` strategy of the config (made once per process)."""
@@ -116,26 +126,72 @@ class Students:
 
 
 def run(cfg: Config, *, data_dir: Path, out: Path, cache: Path, eval_fraction: float) -> Path:
-    """The whole pipeline (module docstring); returns the path of ``report.json``.
+    """The whole pipeline (module docstring); returns the path of ``report.json`` (for a
+    worker of a cluster other than the chief, of ``worker.json``: it only trains).
 
     Raises:
         ConfigError: the ``tf.distribute`` strategy cannot be made.
+        ClusterError: ``multiworker`` without a usable ``TF_CONFIG`` or ``shared_dir``.
         DataError: the data folder is unusable, or gives no training examples.
         ExportError: no int8 variant of the student converts.
     """
     log(f"config {cfg.name}: {cfg.teacher}")
+    me = cluster.role(cfg)
+    shared = cluster.shared(cfg, out)  # before TensorFlow starts: a missing shared_dir
     start_distribution(cfg)
     state = Run(cfg, out, cache)
+    if not me.chief:
+        return run_worker(state, me, shared)
     with state.timed("prepare"):
         prepared = prepare(data_dir, eval_fraction, cfg, cache)
     with state.timed("baselines"):
         state.rows.update(baselines(prepared, cfg, cache))
-    teacher, vectors = train_teachers(state, prepared)
-    students = train_students(state, prepared, teacher)
+    with state.timed("examples"):
+        examples = prepare_examples(state, prepared, cluster.examples_folder(cfg, out))
+        teachers = teacher_inputs(state, prepared, examples)
+        students = student_inputs(state, prepared, examples)
+    vectors = _teacher_vectors(prepared, cfg)
+    if me.count > 1:  # the other workers wait at the barrier for these
+        cluster.publish(shared, cluster.WorkerInputs(teachers.features, students.features, vectors))
+        cluster.barrier(state.strategy())
+    teacher = train_teachers(state, teachers, vectors, prepared.data)
+    trained = train_students(state, students, teacher, prepared.data)
     with state.timed("export"):
-        exported = export_student(state, prepared, students)
-    exported.update(measure_feed_vectors(state, prepared, students, vectors))
+        exported = export_student(state, prepared, trained)
+    exported.update(measure_feed_vectors(state, prepared, trained, vectors))
     return report(state, prepared.data, exported)
+
+
+def run_worker(state: Run, me: cluster.Role, shared: Path) -> Path:
+    """A worker of a cluster other than the chief: wait for the chief's inputs, train the
+    same models in lockstep on its own shards, write ``OUT/worker.json`` (its timings and
+    throughput); the chief evaluates, exports and reports."""
+    cfg = state.cfg
+    log(f"worker {me.index} of {me.count}: waiting for the chief's prepared examples")
+    cluster.barrier(state.strategy())
+    published = cluster.load(shared)
+    examples = ExampleShards.open(cluster.examples_folder(cfg, state.out))
+    teachers = _worker_set(examples, FeatureSpec.default(), published.teacher_features, cfg, True)
+    students = _worker_set(examples, _student_spec(cfg), published.student_features, cfg, False)
+    teacher = train_teachers(state, teachers, published.vectors, None)
+    train_students(state, students, teacher, None)
+    state.out.mkdir(parents=True, exist_ok=True)
+    path = state.out / "worker.json"
+    summary = {"worker": me.index, "timings_s": state.timings, "training": state.fits}
+    atomic_write(path, (json.dumps(summary, indent=1) + "\n").encode())
+    log(f"worker {me.index}: trained; the chief evaluates, exports and reports")
+    return path
+
+
+def _worker_set(
+    examples: ExampleShards, spec: FeatureSpec, features: IntArray, cfg: Config, teacher: bool
+) -> TrainingSet:
+    """A worker's :class:`TrainingSet`: no evaluation impressions (the chief evaluates)."""
+    length = cfg.teacher.history_len if teacher else cfg.student.history_len
+    negatives = cfg.teacher.negatives if teacher else cfg.student.negatives
+    validation = examples.validation(length, negatives, cfg.seed)
+    empty = np.zeros((0, length), np.int32), np.zeros((0, 1), np.int32)
+    return TrainingSet(spec, features, examples, length, negatives, validation, *empty)
 
 
 def evaluate(
@@ -217,57 +273,93 @@ def _teacher_vectors(prepared: Prepared, cfg: Config) -> FloatArray | None:
     return None
 
 
-def train_teachers(state: Run, prepared: Prepared) -> tuple[Teacher, FloatArray | None]:
-    """Step 3: the teacher the students learn from (on the MiniLM vectors when there are
-    some), then the configured ablation (:mod:`.experiments.teacher_ablation`). Returns
-    the teacher and its (A, 384) vectors.
+def prepare_examples(state: Run, prepared: Prepared, folder: Path) -> ExampleShards:
+    """Step 3: the training examples of the training log, written once as shards in
+    ``folder`` (``OUT/examples``; in a cluster, ``shared_dir/examples``): every model
+    reads them (:class:`ExampleShards`).
 
     Raises:
         DataError: the training log gives no examples.
     """
-    cfg, tc = state.cfg, state.cfg.teacher
-    with state.timed("examples"):
-        vectors = _teacher_vectors(prepared, cfg)
-        inputs = training_set(
-            prepared.data.train,
-            prepared.data.evaluation,
-            prepared.table,
-            spec=prepared.spec,
-            features=prepared.features,
-            history_len=tc.history_len,
-            negatives=tc.negatives,
-            validation_fraction=tc.validation_fraction,
-            seed=cfg.seed,
-        )
-        _log_examples(inputs, tc.max_examples)
-    kept = {}
-    for name, vecs in [("teacher", vectors), *teacher_ablation.variants(cfg, vectors)]:
-        with state.timed(name):
-            kept[name], state.rows[name] = _fit_teacher(state, prepared.data, inputs, name, vecs)
-        state.log_row(name)
-    return kept["teacher"], vectors  # the one the students learn from
-
-
-def _log_examples(inputs: TrainingSet, max_examples: int) -> None:
-    validation = inputs.validation
-    log(
-        f"examples: {inputs.stream.n_train} train, streamed (max_examples "
-        f"{max_examples or 'all'}), {len(validation)} validation (held-out users, "
-        f"{int((validation.kind == 1).sum())} from impressions)"
+    cfg = state.cfg
+    examples = ExampleShards.prepare(
+        prepared.data.train,
+        prepared.table,
+        folder,
+        validation_fraction=cfg.teacher.validation_fraction,
+        seed=cfg.seed,
+        shard_size=cfg.shard_size,
+        min_shards=cluster.role(cfg).count,
     )
-    if inputs.stream.n_train == 0 or len(validation) == 0:
+    log(
+        f"examples: {examples.n_train} train in {len(examples.shard_names)} shard(s), "
+        f"{examples.n_validation} validation (held-out users)"
+    )
+    if examples.n_train == 0 or examples.n_validation == 0:
         raise DataError("no training examples: the training logs have no known histories")
+    return examples
+
+
+def _student_spec(cfg: Config) -> FeatureSpec:
+    n = cfg.student.n_buckets
+    return FeatureSpec(n_buckets=n) if n else FeatureSpec.default()
+
+
+def teacher_inputs(state: Run, prepared: Prepared, examples: ExampleShards) -> TrainingSet:
+    """The teachers' :class:`TrainingSet`: the default hash space, 30-item histories."""
+    tc = state.cfg.teacher
+    return training_set(
+        examples,
+        prepared.data.evaluation,
+        prepared.table,
+        spec=prepared.spec,
+        features=prepared.features,
+        history_len=tc.history_len,
+        negatives=tc.negatives,
+        seed=state.cfg.seed,
+    )
+
+
+def student_inputs(state: Run, prepared: Prepared, examples: ExampleShards) -> TrainingSet:
+    """The students' :class:`TrainingSet`: their own (smaller) hash space, 50 items."""
+    sc, spec = state.cfg.student, _student_spec(state.cfg)
+    return training_set(
+        examples,
+        prepared.data.evaluation,
+        prepared.table,
+        spec=spec,
+        features=featurize_table(prepared.data.articles, prepared.table, spec),
+        history_len=sc.history_len,
+        negatives=sc.negatives,
+        seed=state.cfg.seed,
+    )
+
+
+def train_teachers(
+    state: Run, inputs: TrainingSet, vectors: FloatArray | None, data: Data | None
+) -> Teacher:
+    """Step 4: the teacher the students learn from (on the MiniLM ``vectors`` when there
+    are some), then the configured ablation (:mod:`.experiments.teacher_ablation`); each
+    evaluated when ``data`` is given (the chief). Returns the teacher."""
+    kept = {}
+    for name, vecs in [("teacher", vectors), *teacher_ablation.variants(state.cfg, vectors)]:
+        with state.timed(name):
+            kept[name] = _fit_teacher(state, data, inputs, name, vecs)
+        if data is not None:
+            state.log_row(name)
+    return kept["teacher"]  # the one the students learn from
 
 
 def _fit_teacher(
-    state: Run, data: Data, inputs: TrainingSet, name: str, vectors: FloatArray | None
-) -> tuple[Teacher, dict[str, Any]]:
-    """Train one teacher (weights and config saved in ``OUT/<name>``) and its report row."""
+    state: Run, data: Data | None, inputs: TrainingSet, name: str, vectors: FloatArray | None
+) -> Teacher:
+    """Train one teacher (weights and config saved in ``OUT/<name>``); with ``data``, its
+    report row."""
     from .models.teacher import score, train_teacher
 
     log(f"training {name} ({'with' if vectors is not None else 'without'} MiniLM vectors)")
-    model = train_teacher(
-        inputs.stream,
+    model, fit = train_teacher(
+        inputs.examples,
         inputs.validation,
         inputs.features,
         vectors,
@@ -277,55 +369,50 @@ def _fit_teacher(
         out_dir=state.out / name,
         strategy=state.strategy(),
     )
-    scores = score(model, inputs.hist, inputs.cands)  # (N, Cmax): drop the padded columns
-    row = summarize(
-        data.evaluation,
-        unpad(scores, data.evaluation),
-        n_bootstrap=state.cfg.bootstrap,
-        seed=state.cfg.seed,
-    )
-    return model, row
+    state.fits[name] = fit.as_dict()
+    if data is not None:
+        scores = score(model, inputs.hist, inputs.cands)  # (N, Cmax): drop padded columns
+        state.rows[name] = summarize(
+            data.evaluation,
+            unpad(scores, data.evaluation),
+            n_bootstrap=state.cfg.bootstrap,
+            seed=state.cfg.seed,
+        )
+    return model
 
 
-def train_students(state: Run, prepared: Prepared, teacher: Teacher) -> Students:
-    """Step 4: the same student twice on the same examples, in its own (smaller) hash
-    space: ``student_no_teacher`` on clicks only, ``student_float`` distilled from the
-    teacher (the one exported)."""
+def train_students(
+    state: Run, inputs: TrainingSet, teacher: Teacher, data: Data | None
+) -> Students:
+    """Step 5: the student distilled from the teacher, ``student_float`` (the one
+    exported); with ``student_ablation`` first ``student_no_teacher``, the same student on
+    clicks only. Each evaluated when ``data`` is given (the chief)."""
     from .models.distillation import teacher_scorer
 
-    cfg, sc = state.cfg, state.cfg.student
-    with state.timed("student_examples"):
-        spec = FeatureSpec(n_buckets=sc.n_buckets) if sc.n_buckets else FeatureSpec.default()
-        inputs = training_set(
-            prepared.data.train,
-            prepared.data.evaluation,
-            prepared.table,
-            spec=spec,
-            features=featurize_table(prepared.data.articles, prepared.table, spec),
-            history_len=sc.history_len,
-            negatives=sc.negatives,
-            validation_fraction=cfg.teacher.validation_fraction,  # the same held-out users
-            seed=cfg.seed,
-        )
-    scorer = teacher_scorer(teacher, cfg.teacher.history_len)
+    scorer = teacher_scorer(teacher, state.cfg.teacher.history_len)
+    runs: list[tuple[str, TeacherScores | None]] = [("student_float", scorer)]
+    if state.cfg.student_ablation:
+        runs.insert(0, ("student_no_teacher", None))
     trained = {}
-    for name, distil in (("student_no_teacher", None), ("student_float", scorer)):
+    for name, distil in runs:
         with state.timed(name):
-            trained[name] = _fit_student(state, prepared.data, inputs, name, distil)
-        state.log_row(name)
+            trained[name] = _fit_student(state, data, inputs, name, distil)
+        if data is not None:
+            state.log_row(name)
     student, scores = trained["student_float"]
     return Students(inputs, student, scores, scorer)
 
 
 def _fit_student(
-    state: Run, data: Data, inputs: TrainingSet, name: str, teacher: TeacherScores | None
+    state: Run, data: Data | None, inputs: TrainingSet, name: str, teacher: TeacherScores | None
 ) -> tuple[Student, list[FloatArray]]:
-    """Train one student, record its report row; the student and its Keras scores."""
+    """Train one student; with ``data``, record its report row. The student and its Keras
+    scores of the evaluation impressions (none without ``data``)."""
     from .models.student import score_indices, train_student
 
     log(f"training {name} ({'distilled' if teacher is not None else 'click loss only'})")
-    student = train_student(
-        inputs.stream,
+    student, fit = train_student(
+        inputs.examples,
         inputs.validation,
         inputs.features,
         inputs.spec,
@@ -334,6 +421,9 @@ def _fit_student(
         seed=state.cfg.seed,
         strategy=state.strategy(),
     )
+    state.fits[name] = fit.as_dict()
+    if data is None:
+        return student, []
     scores = unpad(
         score_indices(student, inputs.features, inputs.hist, inputs.cands), data.evaluation
     )
@@ -352,7 +442,7 @@ def export_student(state: Run, prepared: Prepared, students: Students) -> dict[s
 
     cfg, sc, inputs = state.cfg, state.cfg.student, students.inputs
     rng = np.random.default_rng(cfg.seed)  # calibration draws, then latency inputs
-    calibration = representative(inputs.stream, inputs.features, sc.representative, rng)
+    calibration = representative(inputs, sc.representative, state.cfg.seed)
     golden = golden_inputs(
         prepared.data.evaluation, prepared.data.articles, inputs.spec, sc.history_len
     )
@@ -528,7 +618,7 @@ def report(state: Run, data: Data, exported: dict[str, Any]) -> Path:
         models=state.rows,
         notes=notes,
         timings=state.timings,
-        extra={"export": exported},
+        extra={"export": exported, "training": state.fits},
     )
     log(f"wrote {path} and {path.with_suffix('.md')}")
     return path

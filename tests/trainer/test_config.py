@@ -55,3 +55,14 @@ def test_bad_files(tmp_path: Path) -> None:
     broken.write_text("[teacher\n")
     with pytest.raises(ConfigError, match=r"broken\.toml"):
         load_config(str(broken))
+
+
+def test_what_does_not_ship_is_off_by_default_and_on_in_research() -> None:
+    """Issue 16: the ablations and experimental variants cost more than the pipeline that
+    ships; the default leaves them out, the research preset measures them."""
+    default, research = load_config("default"), load_config("research")
+    assert not default.teacher_ablation and not default.student_ablation
+    assert default.student.feed_vector_variant == 0
+    assert research.teacher_ablation and research.student_ablation
+    assert research.student.feed_vector_variant == 32
+    assert research.teacher == default.teacher  # the same models, more of them

@@ -79,8 +79,8 @@ def measure(
     sc = replace(cfg.student, feed_vector_dim=p)
     _, scale, dequantized = project_int8(minilm, p)  # (A, P) floats the student reads
     log(f"training {NAME} ({p}-dim int8 MiniLM projections in the feed)")
-    student = train_student(
-        inputs.stream,
+    student, _ = train_student(
+        inputs.examples,
         inputs.validation,
         inputs.features,
         inputs.spec,

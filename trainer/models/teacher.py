@@ -9,8 +9,11 @@ cross-entropy over one positive and K negatives (:meth:`Teacher.example_losses`,
 over the batch's examples as ``compile(loss=...)`` would), AdamW, linear warm-up then
 cosine decay, early stopping on held-out users (:func:`.training.fit_streamed`).
 
-Every article is encoded once per step from the whole article table (about 8k rows for the
-MIND subset), then gathered: cheaper than encoding each history slot of each example.
+In training, a step encodes each distinct article of its batch once and gathers
+(:func:`.training.batch_articles`): on MIND a batch of 512 examples (30 history items and
+5 candidates each) names about 1,500 distinct articles of the 8,136 in the table, which
+the teacher used to encode in full at every step. Scoring (evaluation, distillation)
+encodes the whole table once.
 
 Uses tf-keras (TF_USE_LEGACY_KERAS=1), the Keras whose LSTM converts to TFLite (DESIGN.md
 section 3), so teacher and student share one Keras.
@@ -34,8 +37,8 @@ import tensorflow as tf
 from edgerec import FeatureSpec
 
 from ..config import TeacherConfig
-from ..data.training_examples import Examples, ExampleStream
-from .training import RankingModel, fit_streamed, undistributed
+from ..data.training_examples import Examples, ExampleShards
+from .training import FitReport, RankingModel, batch_articles, fit_streamed, undistributed
 
 keras = tf.keras
 _Layer: Any = keras.layers.Layer
@@ -104,17 +107,24 @@ class Teacher(RankingModel):
             trainable=True,
         )
 
-    def encode_articles(self, training: bool = False) -> tf.Tensor:
-        """Every article of the table as a (A, D) matrix (row 0, padding, included)."""
-        title = self.drop(self.embed(self.title), training=training)  # (A, T, D)
-        parts = [self.title_pool(title, self.title > 0)]  # (A, D)
-        cat = self.embed(self.categorical)  # (A, 2, D)
+    def encode_articles(self, training: bool = False, rows: tf.Tensor | None = None) -> tf.Tensor:
+        """Every article of the table as a (A, D) matrix (row 0, padding, included), or
+        only the table rows ``rows`` (U,) as (U, D)."""
+
+        def pick(table: tf.Tensor) -> tf.Tensor:
+            return table if rows is None else tf.gather(table, rows)
+
+        title_ids = pick(self.title)  # (A, T)
+        title = self.drop(self.embed(title_ids), training=training)  # (A, T, D)
+        parts = [self.title_pool(title, title_ids > 0)]  # (A, D)
+        cat = self.embed(pick(self.categorical))  # (A, 2, D)
         parts += [cat[:, 0], cat[:, 1]]
-        ent_mask = tf.cast(self.entities > 0, tf.float32)[..., None]  # (A, E, 1)
-        ents = tf.reduce_sum(self.embed(self.entities) * ent_mask, 1)  # (A, D)
+        entities = pick(self.entities)  # (A, E)
+        ent_mask = tf.cast(entities > 0, tf.float32)[..., None]  # (A, E, 1)
+        ents = tf.reduce_sum(self.embed(entities) * ent_mask, 1)  # (A, D)
         parts.append(ents / tf.maximum(tf.reduce_sum(ent_mask, 1), 1.0))  # (A, D)
         if self.vectors is not None:
-            parts.append(self.project(self.vectors))  # (A, D)
+            parts.append(self.project(pick(self.vectors)))  # (A, D)
         mixed = self.mix(self.drop(tf.concat(parts, -1), training=training))  # (A, D)
         return self.article_norm(mixed)  # (A, D)
 
@@ -132,23 +142,34 @@ class Teacher(RankingModel):
         return self.user_pool(hist, mask)  # (B, D)
 
     def scores(
-        self, articles: tf.Tensor, history: tf.Tensor, candidates: tf.Tensor, training: bool
+        self,
+        articles: tf.Tensor,
+        history: tf.Tensor,
+        candidates: tf.Tensor,
+        training: bool,
+        vectors: tf.Tensor | None = None,
     ) -> tf.Tensor:
-        """(B, C) scores from the encoded article table."""
+        """(B, C) scores from the encoded articles (A, D), ``history`` and ``candidates``
+        indexing them (0: padding); ``vectors`` the MiniLM rows of the same articles
+        (default: the whole table's, for the whole encoded table)."""
         user = self.encode_users(articles, history, training)  # (B, D)
         cands = tf.gather(articles, candidates)  # (B, C, D)
         learned = tf.einsum("bd,bcd->bc", user, cands)  # (B, C)
         if not self.zero_shot:
             return learned
+        table = self.vectors if vectors is None else vectors  # (A, 384)
         mask = tf.cast(history > 0, tf.float32)[..., None]  # (B, L, 1)
-        mean = tf.reduce_sum(tf.gather(self.vectors, history) * mask, 1)  # (B, 384)
+        mean = tf.reduce_sum(tf.gather(table, history) * mask, 1)  # (B, 384)
         mean = tf.math.l2_normalize(mean, -1)  # zero for an empty history
-        cosine = tf.einsum("bd,bcd->bc", mean, tf.gather(self.vectors, candidates))  # (B, C)
+        cosine = tf.einsum("bd,bcd->bc", mean, tf.gather(table, candidates))  # (B, C)
         return self.zs_scale * cosine + self.gate * learned  # (B, C)
 
     def call(self, inputs: dict[str, tf.Tensor], training: bool = False) -> tf.Tensor:
-        articles = self.encode_articles(training)  # (A, D)
-        return self.scores(articles, inputs["history"], inputs["candidates"], training)
+        """(B, C) scores of a batch: each distinct article of it encoded once."""
+        rows, history, candidates = batch_articles(inputs["history"], inputs["candidates"])
+        articles = self.encode_articles(training, rows)  # (U, D)
+        vectors = None if self.vectors is None else tf.gather(self.vectors, rows)  # (U, 384)
+        return self.scores(articles, history, candidates, training, vectors)
 
     def example_losses(
         self, inputs: dict[str, tf.Tensor], labels: tf.Tensor, scores: tf.Tensor
@@ -158,7 +179,7 @@ class Teacher(RankingModel):
 
 
 def train_teacher(
-    train: ExampleStream,
+    train: ExampleShards,
     validation: Examples,
     features: npt.NDArray[np.int32],
     vectors: npt.NDArray[np.float32] | None,
@@ -168,10 +189,10 @@ def train_teacher(
     seed: int,
     out_dir: Path | None = None,
     strategy: Any = None,
-) -> Teacher:
+) -> tuple[Teacher, FitReport]:
     """Train a teacher; with ``out_dir``, save its weights next to the config that made it.
     Under a ``tf.distribute`` strategy (:func:`training.distribution`) the model trains
-    replicated and a plain copy is returned."""
+    replicated and a plain copy is returned, with the fit's report."""
     tf.keras.utils.set_random_seed(seed)
     strategy = strategy or tf.distribute.get_strategy()
     with strategy.scope():  # variables (mirrored under a strategy) and the optimizer
@@ -206,7 +227,7 @@ def train_teacher(
             )
             + "\n"
         )
-    return model
+    return model, monitor.report()
 
 
 def score(

@@ -93,7 +93,10 @@ def test_a_multiworker_step_equals_the_same_step_on_one_device() -> None:
 
 
 def test_the_tiny_pipeline_trains_as_a_two_worker_cluster(tmp_path: Path) -> None:
+    """Issue 16: the chief alone prepares, evaluates, exports and reports; each worker reads
+    only its own shard files; the two train one model in lockstep."""
     data = write_mind_layout(tmp_path / "data", seed=1)
+    shared = tmp_path / "shared"
     args = [
         "pipeline",
         "--config",
@@ -104,6 +107,8 @@ def test_the_tiny_pipeline_trains_as_a_two_worker_cluster(tmp_path: Path) -> Non
         str(tmp_path / "cache"),
         "--set",
         "distribute=multiworker",
+        "--set",
+        f"shared_dir={shared}",
         "--set",
         "teacher.epochs=1",
         "--set",
@@ -119,18 +124,53 @@ def test_the_tiny_pipeline_trains_as_a_two_worker_cluster(tmp_path: Path) -> Non
     outputs = _run_cluster(lambda i: [train, *args, "--out", str(tmp_path / f"worker{i}")], 900)
     logs = [err for _, err in outputs]
     assert all("distribute=multiworker: 2 replicas in sync" in log for log in logs)
+    # each input pipeline read its own shard files, never the other's
+    assert "input pipeline 0 of 2 reads shards [0]" in logs[0], logs[0][-3000:]
+    assert "input pipeline 1 of 2 reads shards [1]" in logs[1], logs[1][-3000:]
+    # the worker did not load the data, evaluate or export: the chief did, once
+    assert "coverage train" in logs[0] and "coverage train" not in logs[1]
+    assert not (tmp_path / "worker1" / "bundle").exists()
+    assert not (tmp_path / "worker1" / "report.json").exists()
 
     from edgerec.model import Bundle, ModelRunner
 
-    reports = [json.loads((tmp_path / f"worker{i}" / "report.json").read_text()) for i in (0, 1)]
-    models = reports[0]["models"]
+    report = json.loads((tmp_path / "worker0" / "report.json").read_text())
+    models = report["models"]
     assert models["teacher"]["auc_ci"][0] > models["random"]["auc_ci"][1]
     assert models["student_int8"]["auc"] > models["random"]["auc"]
-    # one model, trained in lockstep: both workers export the same weights
-    assert reports[0]["models"] == reports[1]["models"]
-    bundles = [Bundle.load(tmp_path / f"worker{i}" / "bundle") for i in (0, 1)]
-    assert bundles[0].manifest.model_sha256 == bundles[1].manifest.model_sha256
-    assert ModelRunner(bundles[0]).check_golden() <= 1e-3
+    bundle = Bundle.load(tmp_path / "worker0" / "bundle")
+    assert bundle.manifest.model_version == 5 and ModelRunner(bundle).check_golden() <= 1e-3
+    # one model, trained in lockstep: the same validation AUC after every epoch
+    worker = json.loads((tmp_path / "worker1" / "worker.json").read_text())
+    for name in ("teacher", "student_float"):
+        ours = report["training"][name]["validation_ranking_auc"]
+        theirs = worker["training"][name]["validation_ranking_auc"]
+        assert ours == pytest.approx(theirs, abs=1e-6), name
+
+
+def test_a_cluster_without_a_shared_dir_is_one_clear_error(tmp_path: Path) -> None:
+    env = {**_cluster_env(0, _free_ports(2))}
+    done = subprocess.run(
+        [
+            str(BIN / "edgerec-train"),
+            "pipeline",
+            "--config",
+            "tiny",
+            "--data",
+            str(tmp_path),
+            "--out",
+            str(tmp_path / "out"),
+            "--set",
+            "distribute=multiworker",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 1 and "shared_dir" in done.stderr
+    assert "Traceback" not in done.stderr
 
 
 @pytest.mark.parametrize("value", ["tpu", "Mirrored", ""])

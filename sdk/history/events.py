@@ -29,15 +29,8 @@ from typing import Any, Final
 
 from ..errors import InvalidInputError, UnsupportedFormatError
 from ..features.spec import TIME_BUCKETS, FieldSpec
-from ..features.values import MAX_TIME_CHARS, check_fields, parse_time
-from .limits import (
-    MAX_DWELL_S,
-    MAX_ENTITIES,
-    MAX_EVENT_BYTES,
-    MAX_ID_CHARS,
-    MAX_STRING_CHARS,
-    check_number,
-)
+from ..features.values import MAX_TIME_CHARS, check_fields, check_number, parse_time
+from .limits import MAX_DWELL_S, MAX_ENTITIES, MAX_EVENT_BYTES, MAX_ID_CHARS, MAX_STRING_CHARS
 
 __all__ = ["STORED_FIELDS", "HistoryEvent", "decode_event", "encode_event", "export_json"]
 

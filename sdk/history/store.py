@@ -29,16 +29,16 @@ from typing import Any, Final, Self
 from ..errors import (
     ClosedError,
     IntegrityError,
-    InvalidTypeError,
     ReadOnlyStorageError,
     StorageBusyError,
     StorageCorruptError,
 )
+from ..features.values import check_int
 from . import crypto, keys, maintenance, profiles
 from .connection import Database, quarantine
 from .events import HistoryEvent, decode_event, encode_event, export_json
 from .keys import DEFAULT_SCRYPT_N, KeySource, StoreKeys
-from .limits import MAX_ID_CHARS, MAX_LIMIT, MAX_PROFILE_CHARS, Options, check_int, check_text
+from .limits import MAX_ID_CHARS, MAX_LIMIT, MAX_PROFILE_CHARS, Options, check_path, check_text
 from .profiles import Head, Profile
 from .rollback import Generation, MonotonicCounter
 
@@ -135,14 +135,14 @@ class ReadingHistory:
             StorageCorruptError: the file is damaged or empty.
             UnsupportedFormatError: the file is another database or a newer format.
             RollbackDetectedError: the store is older than ``counter``.
-            InvalidInputError, InvalidTypeError: a bad argument (named in the message).
+            InvalidInputError, InvalidTypeError: a bad argument (named in the message;
+                ``path`` with a NUL character included).
         """
         self = cls(_token=_PRIVATE)
         source = KeySource.checked(key, passphrase, keyring_service)
         check_text("profile", profile, MAX_PROFILE_CHARS)
         guest = path is _GUEST
-        if not guest and not isinstance(path, str | os.PathLike):
-            raise InvalidTypeError(f"path: expected str or PathLike, got {type(path).__name__}")
+        where = None if guest else Path(check_path(path))
         opts = self._opts = Options.checked(
             read_only=read_only,
             max_events=max_events,
@@ -158,7 +158,7 @@ class ReadingHistory:
             rotation_batch=rotation_batch,
         )
         self._db = Database.open(
-            None if guest else Path(os.fspath(path)),
+            where,
             read_only=opts.read_only,
             busy_timeout_s=opts.busy_timeout_s,
             synchronous=opts.synchronous,
@@ -363,7 +363,7 @@ class ReadingHistory:
         """
         with self._lock:
             prof = self._active()
-            check_int("limit", limit, 0, MAX_LIMIT)
+            limit = check_int("limit", limit, 0, MAX_LIMIT)
             with self._db.read() as conn:
                 head = prof.load_head(conn)
                 rows = prof.rows(conn, limit=limit, newest_first=True)
@@ -541,7 +541,7 @@ class ReadingHistory:
         Raises:
             StorageError: the files could not be moved.
         """
-        return quarantine(Path(os.fspath(path)))
+        return quarantine(Path(check_path(path)))
 
     def close(self) -> None:
         """Close the database and drop the keys. Later calls raise ClosedError. Idempotent.

@@ -97,7 +97,7 @@ class Database:
         exists = path.exists()
         if exists and not path.is_file():
             raise StorageError("the history path exists and is not a file")
-        if exists and path.stat().st_size == 0:
+        if exists and not _filled(path, busy_timeout_s):
             # SQLite would treat it as a new, empty database: refuse to create over it.
             raise StorageCorruptError("the history database file is empty (truncated?)")
         if not exists and read_only:
@@ -276,6 +276,22 @@ def _set_pragmas(
     except BaseException:
         conn.close()
         raise
+
+
+def _filled(path: Path, timeout_s: float) -> bool:
+    """Whether the file holds bytes, waiting up to ``timeout_s`` while it is empty: another
+    process may have just created it (O_EXCL) and not yet written its first page, which
+    takes milliseconds. A file still empty after that is a truncated store."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            if path.stat().st_size > 0:
+                return True
+        except OSError:  # gone meanwhile: the other process's open failed and removed it
+            raise StorageBusyError("another process was creating this store; retry") from None
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.005)
 
 
 def _remove(path: Path) -> None:

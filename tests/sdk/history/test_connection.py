@@ -62,7 +62,7 @@ def test_existing_file_is_never_replaced(tmp_path: Path) -> None:
     empty = tmp_path / "empty.db"
     empty.write_bytes(b"")
     with pytest.raises(StorageCorruptError):
-        open_store(empty)
+        open_store(empty, busy_timeout_s=0.05)  # (an empty file is waited on that long)
     assert empty.read_bytes() == b""
 
 
@@ -228,6 +228,33 @@ def test_d7_two_processes_and_eight_threads_write_at_once(path: Path) -> None:
     with raw_sql(path) as conn:  # A12 across processes: no (key, nonce) pair repeats
         pairs = {(k, bytes(b[1:13])) for k, b in conn.execute("SELECT key_id, blob FROM events")}
     assert len(pairs) == 120
+
+
+def test_d7_processes_creating_one_store_at_once_all_open_it(tmp_path: Path) -> None:
+    """The first opens of a new store, in 4 processes released together: one creates it,
+    the others wait for its first page (the file exists, still empty, for a few
+    milliseconds) and open it; never "the file is empty (truncated?)"."""
+    for round_ in range(8):
+        path = tmp_path / f"new-{round_}.db"
+        go_r, go_w = os.pipe()
+
+        def opener(w: int, path: Path = path, go_r: int = go_r) -> None:
+            os.read(go_r, 1)  # the barrier
+            with open_store(path) as h:
+                h.record(article(os.getpid()))
+            os.write(w, b"ok\n")
+
+        kids = [fork(opener) for _ in range(4)]
+        os.write(go_w, b"x" * 4)
+        results = []
+        for pid, r in kids:
+            results += drain(r)
+            os.waitpid(pid, 0)
+        os.close(go_r)
+        os.close(go_w)
+        assert results == ["ok"] * 4, round_
+        with open_store(path) as h:
+            assert h.verify() == 4
 
 
 def test_d7_lock_held_too_long_is_storage_busy(path: Path) -> None:

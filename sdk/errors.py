@@ -11,8 +11,8 @@ The tree::
     EdgerecError
     ├── InvalidInputError (ValueError), InvalidTypeError (TypeError), SpecError (ValueError)
     ├── RuntimeUnavailableError (ImportError)
-    ├── HistoryError: ClosedError, WrongKeyError, KeyUnavailableError, IntegrityError,
-    │   UnsupportedFormatError, RollbackDetectedError,
+    ├── HistoryError: ClosedError (ProfileErasedError), WrongKeyError, KeyUnavailableError,
+    │   IntegrityError, UnsupportedFormatError, RollbackDetectedError,
     │   StorageError: StorageCorruptError, StorageBusyError, StorageFullError,
     │                 ReadOnlyStorageError, StorageIOError
     ├── UpdateError: UpdateTimeoutError, UpdateStorageError,
@@ -52,6 +52,7 @@ __all__ = [
     "ManifestMismatchError",
     "ModelFormatError",
     "ModelValidationError",
+    "ProfileErasedError",
     "ReadOnlyStorageError",
     "RollbackDetectedError",
     "RuntimeUnavailableError",
@@ -108,6 +109,13 @@ class HistoryError(EdgerecError):
 
 class ClosedError(HistoryError):
     """The history was closed (or its profile erased); open it again to use it."""
+
+
+class ProfileErasedError(ClosedError):
+    """The handle's active profile was erased, by this handle or by another one (another
+    thread, process, or the ``edgerec`` command). The handle has dropped the profile's
+    keys; :meth:`~edgerec.ReadingHistory.switch_profile` (or a new open) gives it one
+    again."""
 
 
 class WrongKeyError(HistoryError):

@@ -57,6 +57,7 @@ class Database:
         self.read_only = read_only
         self.guest = guest
         self.created_file = created_file  # our own new, empty file: removed if the open fails
+        self._data_version: int | None = None
 
     # ------------------------------------------------------------------- opening
     @classmethod
@@ -181,6 +182,16 @@ class Database:
             finally:
                 if conn.in_transaction:
                     conn.execute("COMMIT")
+
+    def changed_elsewhere(self) -> bool:
+        """Whether another connection (thread, process) committed since the last call:
+        ``PRAGMA data_version``, which SQLite answers from memory and the shared WAL index.
+        The first call says True."""
+        with self.sql() as conn:
+            (version,) = conn.execute("PRAGMA data_version").fetchone()
+        changed = version != self._data_version
+        self._data_version = version
+        return bool(changed)
 
     # --------------------------------------------------------------- scrubbing
     def checkpoint(self) -> None:

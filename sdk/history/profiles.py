@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Final
 
-from ..errors import ClosedError, IntegrityError
+from ..errors import IntegrityError, ProfileErasedError
 from . import crypto
 from .keys import StoreKeys
 from .schema import stored_bytes
@@ -160,6 +160,7 @@ class Profile:
             wrap_key, wrapped_mac_key, _wrap_aad(pid, b"mac"), what="profile MAC key"
         )
         self.keys: dict[int, crypto.DataKey] = {}
+        self.gone = False  # set by erased(): the keys are dropped
         # The last head row read or written, with its parsed record: a read that finds the
         # same bytes skips one HMAC. Any byte that differs (another writer, tampering) is
         # verified again.
@@ -202,7 +203,8 @@ class Profile:
         """The head record, authenticated (a copy the caller may update).
 
         Raises:
-            ClosedError: the profile was erased (and perhaps made anew) by another handle.
+            ProfileErasedError: the profile was erased (and perhaps made anew) by another
+                handle; the keys are dropped.
             IntegrityError: the head record is malformed or fails its MAC, or its active
                 data key is missing.
         """
@@ -212,7 +214,7 @@ class Profile:
             (self.pid,),
         ).fetchone()
         if row is None:
-            raise ClosedError("the active profile was erased")
+            raise self.erased()
         cached = self.head_cache
         if cached is not None and cached[0] == row:
             return replace(cached[1])
@@ -231,9 +233,8 @@ class Profile:
             head = Head(key_id, count, last_seq, digest, key_uses)
             ok = secrets.compare_digest(head_mac, _head_mac(self.mac_key, self.pid, head))
         if not ok:
-            wrapped = conn.execute("SELECT mac_key FROM profiles WHERE pid = ?", (self.pid,))
-            if wrapped.fetchone() != (self.wrapped_mac_key,):
-                raise ClosedError("the active profile was erased (and made anew) elsewhere")
+            if not self.exists(conn):
+                raise self.erased()
             raise IntegrityError("the profile's head record failed authentication")
         self.head_cache = (tuple(row), replace(head))
         if head.active_key_id not in self.keys:
@@ -241,6 +242,20 @@ class Profile:
             if head.active_key_id not in self.keys:
                 raise IntegrityError("the profile's active data key is missing")
         return head
+
+    def exists(self, conn: sqlite3.Connection) -> bool:
+        """Whether this profile (this incarnation: its wrapped MAC key) is still stored."""
+        wrapped = conn.execute("SELECT mac_key FROM profiles WHERE pid = ?", (self.pid,))
+        return bool(wrapped.fetchone() == (self.wrapped_mac_key,))
+
+    def erased(self) -> ProfileErasedError:
+        """Drop the keys and the head cache, and return the error to raise: the profile
+        was erased (and perhaps made anew, with other keys) by this or another handle."""
+        self.keys = {}
+        self.mac_key = b""
+        self.head_cache = None
+        self.gone = True
+        return ProfileErasedError("the active profile was erased; switch_profile() or reopen")
 
     def store_head(self, conn: sqlite3.Connection, head: Head) -> None:
         """Write ``head`` with its MAC (inside the caller's transaction)."""

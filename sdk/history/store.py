@@ -29,6 +29,7 @@ from typing import Any, Final, Self
 from ..errors import (
     ClosedError,
     IntegrityError,
+    ProfileErasedError,
     ReadOnlyStorageError,
     StorageBusyError,
     StorageCorruptError,
@@ -425,6 +426,19 @@ class ReadingHistory:
             self._gen.verify(self._db)
             return len(self._all_events())
 
+    def ensure_alive(self) -> None:
+        """Raise if this handle can no longer serve its active profile. Cheap enough to
+        call before every read: one ``PRAGMA data_version``, plus one lookup of the
+        profile when another connection (thread, process, the ``edgerec`` command) has
+        committed since. A profile found erased has its keys dropped here.
+
+        Raises:
+            ProfileErasedError: the active profile was erased, by this or another handle.
+            ClosedError: the handle is closed.
+        """
+        with self._lock:
+            self._active()
+
     # ------------------------------------------------------------------ profiles
     @property
     def profile(self) -> str:
@@ -490,6 +504,7 @@ class ReadingHistory:
             pid = profiles.pseudonym(self._keys.pseudonym, profile)
             existed = maintenance.erase(self._db, self._gen, pid)
             if self._profile is not None and self._profile.pid == pid:
+                self._profile.erased()  # its keys go now
                 self._profile = None
             maintenance.finish_erasures(self._db)
             return existed
@@ -582,7 +597,14 @@ class ReadingHistory:
             raise ClosedError("this history is closed")
 
     def _active(self) -> Profile:
+        """The active profile, after a check that nobody erased it (``ensure_alive``)."""
         self._check_open()
-        if self._profile is None:
-            raise ClosedError("the active profile was erased; switch_profile() or reopen")
-        return self._profile
+        prof = self._profile
+        if prof is not None and not prof.gone and self._db.changed_elsewhere():
+            with self._db.read() as conn:
+                if not prof.exists(conn):
+                    prof.erased()
+        if prof is None or prof.gone:
+            self._profile = None
+            raise ProfileErasedError("the active profile was erased; switch_profile() or reopen")
+        return prof

@@ -166,7 +166,9 @@ class StorageCorruptError(StorageError):
 
 class StorageBusyError(StorageError):
     """Another connection held the database lock for longer than ``busy_timeout``. Nothing
-    was written; retry later."""
+    was written; retry later. (Exception: raised by a removal, ``erase_profile``,
+    ``forget`` or ``prune``, when the rows are gone but a reader's snapshot kept their old
+    bytes in the WAL; the method's docstring says when the scrub completes.)"""
 
 
 class StorageFullError(StorageError):

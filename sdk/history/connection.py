@@ -51,12 +51,24 @@ class Database:
     conn: sqlite3.Connection
 
     def __init__(
-        self, conn: sqlite3.Connection, *, read_only: bool, guest: bool, created_file: Path | None
+        self,
+        conn: sqlite3.Connection,
+        *,
+        read_only: bool,
+        guest: bool,
+        created_file: Path | None,
+        busy_ms: int = 0,
+        path: Path | None = None,
     ) -> None:
         self.conn = conn
+        self.path = path
         self.read_only = read_only
         self.guest = guest
         self.created_file = created_file  # our own new, empty file: removed if the open fails
+        self.busy_ms = busy_ms
+        # Rows were removed and their old bytes may still be in the WAL (a reader blocked
+        # the checkpoint): the next write, scrub or close tries again.
+        self.scrub_pending = False
         self._data_version: int | None = None
 
     # ------------------------------------------------------------------- opening
@@ -121,7 +133,15 @@ class Database:
             if created is not None:
                 _remove(created)
             raise
-        return cls(conn, read_only=read_only, guest=False, created_file=created)
+        busy_ms = int(busy_timeout_s * 1000)
+        return cls(
+            conn,
+            read_only=read_only,
+            guest=False,
+            created_file=created,
+            busy_ms=busy_ms,
+            path=path,
+        )
 
     def use_wal(self) -> None:
         """Switch the file to WAL mode (a change to the file: only for stores we write).
@@ -194,16 +214,56 @@ class Database:
         return bool(changed)
 
     # --------------------------------------------------------------- scrubbing
-    def checkpoint(self) -> None:
-        """Copy the WAL into the file and truncate it (``wal_checkpoint(TRUNCATE)``).
+    def checkpoint(self, *, wait: bool = True) -> None:
+        """Copy the WAL into the file and truncate it (``wal_checkpoint(TRUNCATE)``): no
+        old frame is left in the WAL. ``secure_delete`` zeroed what was deleted in the
+        pages copied, so deleted rows are then gone from the database, the WAL and the
+        ``-shm`` (an index of the WAL, which holds no row data).
+
+        Args:
+            wait: wait up to ``busy_timeout`` for readers of older snapshots to finish;
+                ``False``: do not wait.
 
         Raises:
             StorageBusyError: a reader's snapshot kept old frames in the WAL.
         """
         with self.sql() as conn:
-            busy, _, _ = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            if not wait:
+                conn.execute("PRAGMA busy_timeout = 0")
+            try:
+                busy, _, _ = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            finally:
+                if not wait:
+                    conn.execute(f"PRAGMA busy_timeout = {int(self.busy_ms)}")
         if busy:
-            raise StorageBusyError("a reader kept the WAL busy; the erase finishes later")
+            raise StorageBusyError("a reader kept old bytes in the WAL; the scrub finishes later")
+        self.scrub_pending = False
+
+    def scrub(self, *, wait: bool) -> None:
+        """Checkpoint after rows were removed (or again, if an earlier scrub was blocked);
+        a no-op for a guest (no file) or when nothing is pending.
+
+        Raises:
+            StorageBusyError: only when ``wait``: a reader kept the old bytes in the WAL
+                (the scrub stays pending).
+        """
+        if not self.scrub_pending or self.guest or self.read_only:
+            self.scrub_pending = False
+            return
+        try:
+            self.checkpoint(wait=wait)
+        except StorageBusyError:
+            if wait:
+                raise
+
+    def wal_has_frames(self) -> bool:
+        """Whether the ``-wal`` file holds anything (left by a crash, or in use by others)."""
+        if self.path is None:
+            return False
+        try:
+            return os.stat(f"{self.path}-wal").st_size > 0
+        except OSError:
+            return False
 
     def vacuum(self) -> None:
         """Rebuild the file (``secure_delete`` zeroed freed cells; VACUUM drops the pages)."""
@@ -217,11 +277,13 @@ class Database:
 
     # --------------------------------------------------------------- closing
     def close(self) -> None:
-        """Close the connection.
+        """Close the connection, after one more try at a pending scrub.
 
         Raises:
             StorageError: SQLite failed to close (translated).
         """
+        with contextlib.suppress(HistoryError):
+            self.scrub(wait=False)
         with self.sql():
             self.conn.close()
 

@@ -249,7 +249,8 @@ def open_store(
     with db.sql() as conn:
         schema.check_format(conn)
         pending = schema.pending_migrations(conn)
-    if pending:
+    if pending and not db.read_only:
+        # (Read-only, an older store is read as it is: see schema.has_window.)
         with db.write() as conn:
             schema.apply_migrations(conn)
     return created or unlock(db, source)

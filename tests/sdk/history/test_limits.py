@@ -111,6 +111,7 @@ def test_d3_huge_nan_bool_in_every_numeric_argument(tmp_path: Path, value: Any) 
         calls = [
             ("limit", lambda: h.recent(value)),
             ("dwell_s", lambda: h.record({"id": "N2"}, dwell_s=value)),
+            ("dwell_s[1]", lambda: h.record_many([{"id": "a"}, {"id": "b"}], dwell_s=[1, value])),
         ]
         for name, call in calls:
             if value is None:

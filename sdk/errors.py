@@ -182,8 +182,9 @@ class ReadOnlyStorageError(StorageError):
 
 
 class StorageIOError(StorageError):
-    """The operating system reported an I/O error. The operation failed as a whole and is
-    not retried."""
+    """The operating system reported an I/O error (a failed read, write or fsync). The
+    operation failed as a whole and is not retried; a write that failed this way is not
+    in the store, now or after a crash and reopen (see ``docs/sdk.md``)."""
 
 
 # --------------------------------------------------------------------- model updates

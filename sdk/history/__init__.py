@@ -42,6 +42,8 @@ What is protected, and how:
   store is used with a counter, keep passing it.
 * Durability: WAL, ``synchronous=FULL`` by default (every acknowledged write survives power
   loss, if the disk honours fsync), ``busy_timeout`` then :class:`~edgerec.StorageBusyError`.
+  A write the OS fails (EIO on a write or fsync) raises :class:`~edgerec.StorageIOError`
+  and is not in the store, then or after a crash.
 * Removal: :meth:`~ReadingHistory.forget`, retention pruning and
   :meth:`~ReadingHistory.erase_profile` delete with ``secure_delete`` and checkpoint the
   WAL with ``TRUNCATE``: when they return, the removed ciphertexts are in neither the

@@ -176,20 +176,36 @@ class Database:
         if self.read_only:
             raise ReadOnlyStorageError("this history was opened read-only")
         conn = self.conn
-        with self.sql():
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
-            try:
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
+        try:
+            with self.sql():
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield conn
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
+                try:
+                    conn.execute("COMMIT")
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
+        except StorageIOError:
+            self._drop_failed_frames()
+            raise
+
+    def _drop_failed_frames(self) -> None:
+        """After an I/O error in a write: the failed transaction's frames may sit in the
+        WAL past its last commit, written but unacknowledged (a failed fsync, after the
+        frames were written). SQLite ignores them while it runs, but its recovery after a
+        crash would find a valid commit among them and bring the failed write back. A
+        TRUNCATE checkpoint cuts the WAL to zero bytes: the write is then gone for good. It
+        is not retried; if it fails too (the device is failing, or a reader holds a
+        snapshot), the frames stay until the next write overwrites them.
+        """
+        with contextlib.suppress(HistoryError, sqlite3.Error):
+            self.checkpoint(wait=False)
 
     @contextmanager
     def read(self) -> Iterator[sqlite3.Connection]:

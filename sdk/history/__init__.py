@@ -38,8 +38,11 @@ What is protected, and how:
   a TPM NV counter or a server): every write bumps a MAC'd generation in the store and then
   advances the counter; an open that finds the store behind the counter raises
   :class:`~edgerec.RollbackDetectedError`. **Without a counter, a rolled-back copy opens and
-  reads as valid** (it is authentic, only old): that is the documented limitation. Once a
-  store is used with a counter, keep passing it.
+  reads as valid** (it is authentic, only old): that is the documented limitation, and a
+  damaged or lost WAL opens the same way (SQLite drops WAL frames from the first bad
+  checksum on, which leaves an older authentic store; with a counter, it is
+  :class:`~edgerec.RollbackDetectedError`). Once a store is used with a counter, keep
+  passing it.
 * Durability: WAL, ``synchronous=FULL`` by default (every acknowledged write survives power
   loss, if the disk honours fsync), ``busy_timeout`` then :class:`~edgerec.StorageBusyError`.
   A write the OS fails (EIO on a write or fsync) raises :class:`~edgerec.StorageIOError`

@@ -106,8 +106,7 @@ def cmd_recommend(args: argparse.Namespace) -> int:
 def cmd_history_add(args: argparse.Namespace) -> int:
     articles = read_jsonl(args.file)
     with _open(args) as rec:
-        for article in articles:
-            rec.record_read(article)
+        rec.history.record_many(articles)  # all or nothing: one bad line stores none
         total = len(rec.history)
     print(f"recorded {len(articles)} reads; profile {args.profile!r} holds {total}")
     return 0
@@ -212,9 +211,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     history = sub.add_parser("history", help="the encrypted reading history")
     hsub = history.add_subparsers(dest="history_command", required=True)
-    p = hsub.add_parser("add", help="record the reads in a JSONL file of articles")
+    p = hsub.add_parser(
+        "add",
+        help="record the reads in a JSONL file of articles, all or nothing",
+        description="Record the reads in a JSONL file of articles (one per line, read now), "
+        "all or nothing: every line is checked first and all are stored in one transaction, "
+        "so a bad line anywhere stores none of them.",
+    )
     _home_args(p)
-    p.add_argument("--file", required=True)
+    p.add_argument("--file", required=True, help="JSONL, one article per line (all or nothing)")
     p.set_defaults(func=cmd_history_add)
     p = hsub.add_parser("list", help="the newest reads")
     _home_args(p)

@@ -11,8 +11,8 @@ The tree::
     EdgerecError
     ├── InvalidInputError (ValueError), InvalidTypeError (TypeError), SpecError (ValueError)
     ├── RuntimeUnavailableError (ImportError)
-    ├── HistoryError: ClosedError, WrongKeyError, KeyUnavailableError, IntegrityError,
-    │   UnsupportedFormatError, RollbackDetectedError,
+    ├── HistoryError: ClosedError (ProfileErasedError), WrongKeyError, KeyUnavailableError,
+    │   IntegrityError, UnsupportedFormatError, RollbackDetectedError,
     │   StorageError: StorageCorruptError, StorageBusyError, StorageFullError,
     │                 ReadOnlyStorageError, StorageIOError
     ├── UpdateError: UpdateTimeoutError, UpdateStorageError,
@@ -52,6 +52,7 @@ __all__ = [
     "ManifestMismatchError",
     "ModelFormatError",
     "ModelValidationError",
+    "ProfileErasedError",
     "ReadOnlyStorageError",
     "RollbackDetectedError",
     "RuntimeUnavailableError",
@@ -110,6 +111,13 @@ class ClosedError(HistoryError):
     """The history was closed (or its profile erased); open it again to use it."""
 
 
+class ProfileErasedError(ClosedError):
+    """The handle's active profile was erased, by this handle or by another one (another
+    thread, process, or the ``edgerec`` command). The handle has dropped the profile's
+    keys; :meth:`~edgerec.ReadingHistory.switch_profile` (or a new open) gives it one
+    again."""
+
+
 class WrongKeyError(HistoryError):
     """The master key, passphrase or keystore entry does not open this store.
 
@@ -158,7 +166,9 @@ class StorageCorruptError(StorageError):
 
 class StorageBusyError(StorageError):
     """Another connection held the database lock for longer than ``busy_timeout``. Nothing
-    was written; retry later."""
+    was written; retry later. (Exception: raised by a removal, ``erase_profile``,
+    ``forget`` or ``prune``, when the rows are gone but a reader's snapshot kept their old
+    bytes in the WAL; the method's docstring says when the scrub completes.)"""
 
 
 class StorageFullError(StorageError):
@@ -172,8 +182,9 @@ class ReadOnlyStorageError(StorageError):
 
 
 class StorageIOError(StorageError):
-    """The operating system reported an I/O error. The operation failed as a whole and is
-    not retried."""
+    """The operating system reported an I/O error (a failed read, write or fsync). The
+    operation failed as a whole and is not retried; a write that failed this way is not
+    in the store, now or after a crash and reopen (see ``docs/sdk.md``)."""
 
 
 # --------------------------------------------------------------------- model updates

@@ -49,13 +49,46 @@ def test_bench_hashing_reports_each_baseline_beside_the_native_path() -> None:
 
 
 def test_bench_history_measures_encrypted_beside_plain_sqlite() -> None:
-    result = _run("bench_history.py", "--events", "40", "--rounds", "1", "--reads", "10")
+    result = _run(
+        "bench_history.py", "--events", "40", "--rounds", "1", "--reads", "10", "--capped", "10"
+    )
     append = result["append_durable"]
     ratio = append["plaintext_events_per_s"] / append["encrypted_events_per_s"]
     assert append["encrypted_cost_ratio"] == pytest.approx(ratio, rel=0.01)
     read = result["read_recent_200"]
     assert read["encrypted_ms_p50"] > 0 and read["plaintext_ms_p50"] > 0
     assert isinstance(append["met"], bool) and isinstance(read["met"], bool)
+    capped = result["append_durable_at_retention_cap"]
+    assert capped["cap"] == 20 and capped["appends"] == 10
+    ratio = capped["plaintext_events_per_s"] / capped["encrypted_events_per_s"]
+    assert capped["encrypted_cost_ratio"] == pytest.approx(ratio, rel=0.05)
+
+
+def test_bench_history_large_reports_each_phase_beside_a_small_store() -> None:
+    """D5, shrunk (the 5-million-event run is reported in docs/results.md)."""
+    result = _run(
+        "bench_history_large.py", "--events", "3000", "--baseline-events", "600", "--batch", "1000"
+    )
+    phases = {"fill", "open", "recent", "append", "prune_age", "prune_count", "verify", "forget"}
+    for store in (result["large"], result["baseline"]):
+        assert phases | {"erase"} == set(store)
+        assert all(store[name]["peak_rss_mb"] > 0 for name in store)
+    large = result["large"]
+    assert large["fill"]["events"] == 3000 and large["prune_age"]["pruned"] == 300
+    assert large["prune_count"]["left"] == large["verify"]["verified"] == 2500
+    assert large["forget"]["removed"] == 1 and large["erase"]["db_mb_after"] < 1
+    assert set(result["peak_rss_ratio_large_vs_baseline"]) == phases | {"erase"}
+
+
+def test_bench_nonces_finds_no_repeated_nonce_and_a_respected_key_use_limit() -> None:
+    """A12, shrunk (the 10^6-record run is reported in docs/results.md)."""
+    args = ["--records", "3000", "--rotation-records", "3000", "--batch", "250"]
+    result = _run("bench_nonces.py", *args, "--key-use-limit", "600", "--max-events", "200")
+    unique, limit = result["uniqueness_from_raw_rows"], result["key_use_limit"]
+    assert unique["records_in_rows"] == unique["distinct_key_nonce_pairs"] == 3000
+    assert unique["duplicate_pairs"] == 0 and limit["duplicate_pairs"] == 0
+    assert limit["max_encryptions_under_one_key"] <= 600 < limit["encryptions"]
+    assert limit["data_keys_used"] > 1 and result["ok"] is True
 
 
 def test_bench_recommend_measures_recommend_beside_the_bare_invoke() -> None:

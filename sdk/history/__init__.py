@@ -26,23 +26,40 @@ What is protected, and how:
   store key (O(1)); :meth:`ReadingHistory.rotate_profile_key` re-encrypts every row of the
   profile in batches that survive kill -9 and resume on the next open.
 * Integrity: each profile has a head record (row count, last seq, the XOR of keyed row MACs,
-  key uses) under an HMAC. Flipped bits and swapped ciphertexts fail authentication
-  (:class:`~edgerec.IntegrityError` naming the seq, never partial plaintext); deleted,
-  truncated or replaced rows fail :meth:`~ReadingHistory.verify` and every full read.
+  key uses, a floor) under an HMAC, and a log of removed seqs, each entry MACed. Flipped
+  bits and swapped ciphertexts fail authentication (:class:`~edgerec.IntegrityError`
+  naming the seq, never partial plaintext); deleted, truncated or replaced rows fail
+  :meth:`~ReadingHistory.verify` and every full read; and every
+  :meth:`~ReadingHistory.recent` proves its rows are exactly the newest live ones, so a
+  row deleted, put back or re-inserted with plain SQL inside the window fails it too
+  (:mod:`~edgerec.history.window`).
 * Rollback of the whole file (an older copy of DB + WAL) is detected only with a host
   ``counter`` (an object with ``read() -> int`` and ``advance(value: int)``, e.g. backed by
   a TPM NV counter or a server): every write bumps a MAC'd generation in the store and then
   advances the counter; an open that finds the store behind the counter raises
   :class:`~edgerec.RollbackDetectedError`. **Without a counter, a rolled-back copy opens and
-  reads as valid** (it is authentic, only old): that is the documented limitation. Once a
-  store is used with a counter, keep passing it.
+  reads as valid** (it is authentic, only old): that is the documented limitation, and a
+  damaged or lost WAL opens the same way (SQLite drops WAL frames from the first bad
+  checksum on, which leaves an older authentic store; with a counter, it is
+  :class:`~edgerec.RollbackDetectedError`). Once a store is used with a counter, keep
+  passing it.
 * Durability: WAL, ``synchronous=FULL`` by default (every acknowledged write survives power
   loss, if the disk honours fsync), ``busy_timeout`` then :class:`~edgerec.StorageBusyError`.
+  A write the OS fails (EIO on a write or fsync) raises :class:`~edgerec.StorageIOError`
+  and is not in the store, then or after a crash.
+* Removal: :meth:`~ReadingHistory.forget`, retention pruning and
+  :meth:`~ReadingHistory.erase_profile` delete with ``secure_delete`` and checkpoint the
+  WAL with ``TRUNCATE``: when they return, the removed ciphertexts are in neither the
+  database, its WAL nor its ``-shm`` (or they raise :class:`~edgerec.StorageBusyError`:
+  a reader's snapshot kept them in the WAL).
 
 Profiles: one handle has exactly one active profile, and only that profile's data key and
 MAC key are unwrapped; :meth:`ReadingHistory.switch_profile` drops them before loading the
 next profile's (CPython cannot scrub freed memory; the references are dropped). Opening one
-handle per profile works too: handles in threads or processes share the file safely.
+handle per profile works too: handles in threads or processes share the file safely. A
+profile erased by another handle or process is noticed on the handle's next call
+(:meth:`ReadingHistory.ensure_alive`): its keys are dropped and the call raises
+:class:`~edgerec.ProfileErasedError`.
 
 Limits (checked before encrypting; :class:`~edgerec.InvalidInputError` or
 :class:`~edgerec.InvalidTypeError` naming the parameter, never holding its value): the
@@ -69,8 +86,12 @@ Where each job lives (each module's docstring says what it owns and what it may 
   hierarchy and the record layout;
 * :mod:`~edgerec.history.keys`: master-key sources (raw, scrypt, OS keystore), the KDF
   record, the key-check canary, the store key and its subkeys;
+* :mod:`~edgerec.history.writes`: the write transactions of events (sealing new ones,
+  the key-use limit inside a batch, removals, the WAL scrub after them);
 * :mod:`~edgerec.history.profiles`: pseudonyms, encrypted names, per-profile keys, head
-  records and their MACs;
+  records and their MACs, the removal log's bookkeeping;
+* :mod:`~edgerec.history.window`: the proof that a read is exactly the newest live events,
+  the streaming whole-profile check, the upgrade of format-1 heads;
 * :mod:`~edgerec.history.rollback`: the MAC'd generation and :class:`MonotonicCounter`;
 * :mod:`~edgerec.history.maintenance`: retention pruning, erasure, both key rotations;
 * :mod:`~edgerec.history.connection`: the SQLite file, pragmas, transactions, network-FS

@@ -51,12 +51,25 @@ class Database:
     conn: sqlite3.Connection
 
     def __init__(
-        self, conn: sqlite3.Connection, *, read_only: bool, guest: bool, created_file: Path | None
+        self,
+        conn: sqlite3.Connection,
+        *,
+        read_only: bool,
+        guest: bool,
+        created_file: Path | None,
+        busy_ms: int = 0,
+        path: Path | None = None,
     ) -> None:
         self.conn = conn
+        self.path = path
         self.read_only = read_only
         self.guest = guest
         self.created_file = created_file  # our own new, empty file: removed if the open fails
+        self.busy_ms = busy_ms
+        # Rows were removed and their old bytes may still be in the WAL (a reader blocked
+        # the checkpoint): the next write, scrub or close tries again.
+        self.scrub_pending = False
+        self._data_version: int | None = None
 
     # ------------------------------------------------------------------- opening
     @classmethod
@@ -97,7 +110,7 @@ class Database:
         exists = path.exists()
         if exists and not path.is_file():
             raise StorageError("the history path exists and is not a file")
-        if exists and path.stat().st_size == 0:
+        if exists and not _filled(path, busy_timeout_s):
             # SQLite would treat it as a new, empty database: refuse to create over it.
             raise StorageCorruptError("the history database file is empty (truncated?)")
         if not exists and read_only:
@@ -120,7 +133,15 @@ class Database:
             if created is not None:
                 _remove(created)
             raise
-        return cls(conn, read_only=read_only, guest=False, created_file=created)
+        busy_ms = int(busy_timeout_s * 1000)
+        return cls(
+            conn,
+            read_only=read_only,
+            guest=False,
+            created_file=created,
+            busy_ms=busy_ms,
+            path=path,
+        )
 
     def use_wal(self) -> None:
         """Switch the file to WAL mode (a change to the file: only for stores we write).
@@ -155,20 +176,36 @@ class Database:
         if self.read_only:
             raise ReadOnlyStorageError("this history was opened read-only")
         conn = self.conn
-        with self.sql():
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
-            try:
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
+        try:
+            with self.sql():
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield conn
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
+                try:
+                    conn.execute("COMMIT")
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
+        except StorageIOError:
+            self._drop_failed_frames()
+            raise
+
+    def _drop_failed_frames(self) -> None:
+        """After an I/O error in a write: the failed transaction's frames may sit in the
+        WAL past its last commit, written but unacknowledged (a failed fsync, after the
+        frames were written). SQLite ignores them while it runs, but its recovery after a
+        crash would find a valid commit among them and bring the failed write back. A
+        TRUNCATE checkpoint cuts the WAL to zero bytes: the write is then gone for good. It
+        is not retried; if it fails too (the device is failing, or a reader holds a
+        snapshot), the frames stay until the next write overwrites them.
+        """
+        with contextlib.suppress(HistoryError, sqlite3.Error):
+            self.checkpoint(wait=False)
 
     @contextmanager
     def read(self) -> Iterator[sqlite3.Connection]:
@@ -182,17 +219,67 @@ class Database:
                 if conn.in_transaction:
                     conn.execute("COMMIT")
 
+    def changed_elsewhere(self) -> bool:
+        """Whether another connection (thread, process) committed since the last call:
+        ``PRAGMA data_version``, which SQLite answers from memory and the shared WAL index.
+        The first call says True."""
+        with self.sql() as conn:
+            (version,) = conn.execute("PRAGMA data_version").fetchone()
+        changed = version != self._data_version
+        self._data_version = version
+        return bool(changed)
+
     # --------------------------------------------------------------- scrubbing
-    def checkpoint(self) -> None:
-        """Copy the WAL into the file and truncate it (``wal_checkpoint(TRUNCATE)``).
+    def checkpoint(self, *, wait: bool = True) -> None:
+        """Copy the WAL into the file and truncate it (``wal_checkpoint(TRUNCATE)``): no
+        old frame is left in the WAL. ``secure_delete`` zeroed what was deleted in the
+        pages copied, so deleted rows are then gone from the database, the WAL and the
+        ``-shm`` (an index of the WAL, which holds no row data).
+
+        Args:
+            wait: wait up to ``busy_timeout`` for readers of older snapshots to finish;
+                ``False``: do not wait.
 
         Raises:
             StorageBusyError: a reader's snapshot kept old frames in the WAL.
         """
         with self.sql() as conn:
-            busy, _, _ = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            if not wait:
+                conn.execute("PRAGMA busy_timeout = 0")
+            try:
+                busy, _, _ = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            finally:
+                if not wait:
+                    conn.execute(f"PRAGMA busy_timeout = {int(self.busy_ms)}")
         if busy:
-            raise StorageBusyError("a reader kept the WAL busy; the erase finishes later")
+            raise StorageBusyError("a reader kept old bytes in the WAL; the scrub finishes later")
+        self.scrub_pending = False
+
+    def scrub(self, *, wait: bool) -> None:
+        """Checkpoint after rows were removed (or again, if an earlier scrub was blocked);
+        a no-op for a guest (no file) or when nothing is pending.
+
+        Raises:
+            StorageBusyError: only when ``wait``: a reader kept the old bytes in the WAL
+                (the scrub stays pending).
+        """
+        if not self.scrub_pending or self.guest or self.read_only:
+            self.scrub_pending = False
+            return
+        try:
+            self.checkpoint(wait=wait)
+        except StorageBusyError:
+            if wait:
+                raise
+
+    def wal_has_frames(self) -> bool:
+        """Whether the ``-wal`` file holds anything (left by a crash, or in use by others)."""
+        if self.path is None:
+            return False
+        try:
+            return os.stat(f"{self.path}-wal").st_size > 0
+        except OSError:
+            return False
 
     def vacuum(self) -> None:
         """Rebuild the file (``secure_delete`` zeroed freed cells; VACUUM drops the pages)."""
@@ -206,11 +293,13 @@ class Database:
 
     # --------------------------------------------------------------- closing
     def close(self) -> None:
-        """Close the connection.
+        """Close the connection, after one more try at a pending scrub.
 
         Raises:
             StorageError: SQLite failed to close (translated).
         """
+        with contextlib.suppress(HistoryError):
+            self.scrub(wait=False)
         with self.sql():
             self.conn.close()
 
@@ -276,6 +365,22 @@ def _set_pragmas(
     except BaseException:
         conn.close()
         raise
+
+
+def _filled(path: Path, timeout_s: float) -> bool:
+    """Whether the file holds bytes, waiting up to ``timeout_s`` while it is empty: another
+    process may have just created it (O_EXCL) and not yet written its first page, which
+    takes milliseconds. A file still empty after that is a truncated store."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            if path.stat().st_size > 0:
+                return True
+        except OSError:  # gone meanwhile: the other process's open failed and removed it
+            raise StorageBusyError("another process was creating this store; retry") from None
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.005)
 
 
 def _remove(path: Path) -> None:

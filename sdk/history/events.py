@@ -27,19 +27,19 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from ..errors import InvalidInputError, UnsupportedFormatError
+from ..errors import InvalidInputError, InvalidTypeError, UnsupportedFormatError
 from ..features.spec import TIME_BUCKETS, FieldSpec
-from ..features.values import MAX_TIME_CHARS, check_fields, parse_time
-from .limits import (
-    MAX_DWELL_S,
-    MAX_ENTITIES,
-    MAX_EVENT_BYTES,
-    MAX_ID_CHARS,
-    MAX_STRING_CHARS,
-    check_number,
-)
+from ..features.values import MAX_TIME_CHARS, check_fields, check_number, parse_time
+from .limits import MAX_DWELL_S, MAX_ENTITIES, MAX_EVENT_BYTES, MAX_ID_CHARS, MAX_STRING_CHARS
 
-__all__ = ["STORED_FIELDS", "HistoryEvent", "decode_event", "encode_event", "export_json"]
+__all__ = [
+    "STORED_FIELDS",
+    "HistoryEvent",
+    "decode_event",
+    "encode_batch",
+    "encode_event",
+    "export_json",
+]
 
 # The article fields an event keeps, in the order they are stored. Other keys of the
 # article are ignored. (A valid FeatureSpec field list, so the slots mean what they mean
@@ -96,35 +96,78 @@ class HistoryEvent:
 
 
 # ---------------------------------------------------------------------- the codec
-def encode_event(article: object, at: object, dwell_s: object) -> bytes:
+_NAMES: Final = ("article", "at", "dwell_s")
+
+
+def encode_event(
+    article: object, at: object, dwell_s: object, *, names: tuple[str, str, str] = _NAMES
+) -> bytes:
     """The plaintext of one event, every input checked before anything is encrypted.
 
     Args:
         article: an article mapping (``id`` required; :data:`STORED_FIELDS`).
         at: when it was read (the time rule of :func:`edgerec.parse_time`).
         dwell_s: seconds spent reading (finite, in [0, :data:`MAX_DWELL_S`]) or ``None``.
+        names: what messages call the three (``("articles[3]", "at[3]", "dwell_s[3]")``
+            for one event of a batch).
 
     Raises:
         InvalidTypeError, InvalidInputError: a bad value, named (``at``, ``dwell_s``,
             ``article['title']``, ...); or the event encodes to more than
             :data:`MAX_EVENT_BYTES`.
     """
-    when = parse_time(at, "at")
-    dwell = None if dwell_s is None else check_number("dwell_s", dwell_s, 0.0, MAX_DWELL_S)
+    article_name, at_name, dwell_name = names
+    when = parse_time(at, at_name)
+    dwell = None if dwell_s is None else check_number(dwell_name, dwell_s, 0.0, MAX_DWELL_S)
     if isinstance(article, Mapping):
         entities = article.get("entities")
         # check_fields keeps a list's first `slots` items and drops the rest; the history
         # refuses them instead (it never stores less than it was given without saying so).
         if isinstance(entities, list | tuple) and len(entities) > MAX_ENTITIES:
-            raise InvalidInputError(f"article['entities']: more than {MAX_ENTITIES} items")
-    fields = check_fields(article, STORED_FIELDS, "article")
+            raise InvalidInputError(f"{article_name}['entities']: more than {MAX_ENTITIES} items")
+    fields = check_fields(article, STORED_FIELDS, article_name)
     aid = fields.pop("id")
     doc = {"v": 1, "id": aid, "f": fields, "t": when, "d": dwell}
     data = json.dumps(doc, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
     encoded = data.encode("utf-8")  # check_fields refused what UTF-8 cannot encode
     if len(encoded) > MAX_EVENT_BYTES:
-        raise InvalidInputError(f"article encodes to more than {MAX_EVENT_BYTES} bytes")
+        raise InvalidInputError(f"{article_name} encodes to more than {MAX_EVENT_BYTES} bytes")
     return encoded
+
+
+def encode_batch(articles: object, at: object, dwell_s: object, now: float) -> list[bytes]:
+    """The plaintexts of a batch (:meth:`~edgerec.ReadingHistory.record_many`), every
+    event checked before any is encrypted; messages name the index (``articles[3]['id']``,
+    ``at[3]``).
+
+    Args:
+        articles: a list or tuple of article mappings.
+        at: ``None`` (``now`` for every event), one time for every event, or a list or tuple
+            of times, one per article.
+        dwell_s: ``None``, one dwell for every event, or a list or tuple, one per article.
+        now: the time an event without ``at`` gets.
+
+    Raises:
+        InvalidTypeError, InvalidInputError: a bad batch or value, named.
+    """
+    if not isinstance(articles, list | tuple):
+        raise InvalidTypeError(f"articles: expected a list or tuple, got {type(articles).__name__}")
+    n = len(articles)
+    times = _per_event("at", now if at is None else at, n)
+    dwells = _per_event("dwell_s", dwell_s, n)
+    return [
+        encode_event(a, t, d, names=(f"articles[{i}]", f"at[{i}]", f"dwell_s[{i}]"))
+        for i, (a, t, d) in enumerate(zip(articles, times, dwells, strict=True))
+    ]
+
+
+def _per_event(name: str, value: object, n: int) -> Sequence[object]:
+    """One value per event: a list or tuple of ``n`` values, or one value repeated."""
+    if isinstance(value, list | tuple):
+        if len(value) != n:
+            raise InvalidInputError(f"{name}: {len(value)} values for {n} articles")
+        return value
+    return [value] * n
 
 
 _json_decode = json.JSONDecoder().decode

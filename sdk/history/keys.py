@@ -29,6 +29,7 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Any, Final
 
+from .._json import StrictJSONError, loads_strict
 from ..errors import (
     HistoryError,
     InvalidInputError,
@@ -58,6 +59,7 @@ __all__ = [
 ]
 
 DEFAULT_SCRYPT_N: Final = 2**15  # 128 * n * r bytes: 32 MiB of memory per derivation
+_MAX_SCRYPT_N: Final = 2**24  # the largest scrypt_n open() accepts
 _OPTION: Final = {"raw": "key=", "scrypt": "passphrase=", "keyring": "keyring_service="}
 
 
@@ -247,7 +249,8 @@ def open_store(
     with db.sql() as conn:
         schema.check_format(conn)
         pending = schema.pending_migrations(conn)
-    if pending:
+    if pending and not db.read_only:
+        # (Read-only, an older store is read as it is: see schema.has_window.)
         with db.write() as conn:
             schema.apply_migrations(conn)
     return created or unlock(db, source)
@@ -269,8 +272,10 @@ def unlock(db: Database, source: KeySource) -> StoreKeys:
         check = read_meta(conn, "key_check") or b""
         wrapped = read_meta(conn, "store_key") or b""
     try:
-        kdf = json.loads(kdf_raw)
-    except ValueError:
+        # Strict: read before anything authenticates it (the canary's AAD does, after), so
+        # a hostile record (deep nesting, NaN, duplicate keys) is a typed error.
+        kdf = loads_strict(kdf_raw)
+    except StrictJSONError:
         raise StorageCorruptError("the history store's key record is unreadable") from None
     master = _master_from(kdf, source)
     crypto.unwrap(master, check, _aad(b"key-check", store_id, kdf_raw), what="key-check")
@@ -302,9 +307,19 @@ def _master_from(kdf: Any, source: KeySource) -> bytes:
     if source.passphrase is not None:
         try:
             salt = bytes.fromhex(kdf["salt"])
-            n, r, p = int(kdf["n"]), int(kdf["r"]), int(kdf["p"])
+            n, r, p = kdf["n"], kdf["r"], kdf["p"]
+            # The costs this SDK writes (limits.Options); anything else was edited, and an
+            # edited cost must not make the open spend minutes or gigabytes.
+            if not (
+                all(type(v) is int for v in (n, r, p))
+                and 2 <= n <= _MAX_SCRYPT_N
+                and not n & (n - 1)
+                and r == 8
+                and p == 1
+            ):
+                raise ValueError("scrypt cost out of range")
             return crypto.derive_passphrase_key(source.passphrase, salt, n, r, p)
-        except (KeyError, ValueError, TypeError, MemoryError):
+        except (KeyError, ValueError, TypeError, MemoryError, OverflowError):
             raise StorageCorruptError("the history store's scrypt record is invalid") from None
     if kdf.get("service") != source.keyring_service:
         raise WrongKeyError("this history store uses another keystore service name")

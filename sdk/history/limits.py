@@ -1,8 +1,11 @@
 """Every limit of the history's arguments, and the checks that enforce them: one place.
 
 Owns: the limits (:data:`MAX_ID_CHARS` ... :data:`MAX_LIMIT`), the checks of plain
-arguments (names, numbers, counts) and :class:`Options`, the checked options of one
-handle. The article itself is checked by the SDK's one article validator
+arguments (names, paths) and :class:`Options`, the checked options of one handle. Numbers
+and counts follow the SDK's one numeric rule (:func:`edgerec.features.values.check_number`
+and :func:`~edgerec.features.values.check_int`, re-exported here): numpy scalars are
+numbers, ``bool`` is not, ``10**400`` is out of range (never an ``OverflowError``).
+The article itself is checked by the SDK's one article validator
 (:mod:`edgerec.features.values`) against the field descriptions in
 :mod:`~edgerec.history.events`, built from the limits here; times follow its one time rule
 (:func:`edgerec.parse_time`, with the shared :data:`~edgerec.features.values.MAX_TIME`).
@@ -13,14 +16,13 @@ Messages name the parameter (``profile``, ``dwell_s``) and never hold its value.
 
 from __future__ import annotations
 
-import math
-import numbers
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final, cast
 
 from ..errors import InvalidInputError, InvalidTypeError
-from ..features.values import MAX_TIME, check_string
+from ..features.values import MAX_TIME, check_int, check_number, check_string
 from .rollback import MonotonicCounter
 
 __all__ = [
@@ -37,6 +39,7 @@ __all__ = [
     "Options",
     "check_int",
     "check_number",
+    "check_path",
     "check_text",
 ]
 
@@ -141,35 +144,17 @@ def check_text(where: str, value: object, max_chars: int) -> str:
     return text
 
 
-def check_number(where: str, value: object, lo: float, hi: float) -> float:
-    """A finite real number in ``[lo, hi]`` (a duration, a dwell; not a time).
+def check_path(value: object) -> str:
+    """A file path: ``str`` or a ``PathLike`` giving ``str``, without a NUL character (the
+    OS cannot name such a file; ``os.stat`` would raise a bare ``ValueError``).
 
     Raises:
-        InvalidTypeError: not a real number (``bool`` included).
-        InvalidInputError: NaN, infinite, or out of range.
+        InvalidTypeError: not a ``str`` or ``PathLike[str]``.
+        InvalidInputError: empty, or holds a NUL character.
     """
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise InvalidTypeError(f"{where}: expected a real number, got {type(value).__name__}")
-    try:
-        f = float(value)
-    except (OverflowError, ValueError):
-        raise InvalidInputError(f"{where}: out of range") from None
-    if not math.isfinite(f):
-        raise InvalidInputError(f"{where}: must be finite")
-    if not lo <= f <= hi:
-        raise InvalidInputError(f"{where}: outside [{lo:g}, {hi:g}]")
-    return f
-
-
-def check_int(where: str, value: object, lo: int, hi: int) -> int:
-    """An ``int`` (not ``bool``) in ``[lo, hi]``.
-
-    Raises:
-        InvalidTypeError: not an ``int``.
-        InvalidInputError: out of range.
-    """
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidTypeError(f"{where}: expected int, got {type(value).__name__}")
-    if not lo <= value <= hi:
-        raise InvalidInputError(f"{where}: outside [{lo}, {hi}]")
-    return value
+    text = os.fspath(value) if isinstance(value, os.PathLike) else value
+    if not isinstance(text, str):
+        raise InvalidTypeError(f"path: expected str or PathLike, got {type(value).__name__}")
+    if not text or "\x00" in text:
+        raise InvalidInputError("path: empty or holds a NUL character")
+    return text

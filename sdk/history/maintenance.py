@@ -1,7 +1,8 @@
-"""The writes that rewrite or remove history already stored: retention pruning, the
-erasure of a profile, and both key rotations.
+"""The writes that rewrite or remove history already stored: retention pruning,
+``forget``, the erasure of a profile, and both key rotations.
 
-Owns: the retention rules, the ``erase_journal`` table and the scrub that follows an
+Owns: the retention rules, the choice of the rows ``forget`` removes, the
+``erase_journal`` table and the scrub that follows an
 erasure, the re-encryption of a profile's rows. May touch: the database through
 :class:`~edgerec.history.connection.Database` (transactions, checkpoints, ``VACUUM``), the
 active :class:`~edgerec.history.profiles.Profile` (rows and head), the key records through
@@ -15,10 +16,12 @@ re-encrypts in batches, every row readable under exactly one enabled key in betw
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from typing import Final
 
-from . import crypto, keys
+from ..errors import StorageBusyError, StorageError
+from . import crypto, keys, window
 from .connection import Database
 from .events import decode_event
 from .keys import KeySource, StoreKeys
@@ -27,19 +30,39 @@ from .profiles import Head, Profile
 from .rollback import Generation
 
 __all__ = [
+    "bring_up_to_date",
     "erase",
     "finish_erasures",
+    "forget",
+    "new_data_key",
     "prune",
     "resume_rotation",
     "rotate_master_key",
+    "scrub_at_open",
     "start_rotation",
 ]
 
 _AGE_BATCH: Final = 64  # rows decrypted per step of age pruning
+_COUNT_BATCH: Final = 10_000  # rows deleted per step of count pruning (memory stays flat)
+
+
+def bring_up_to_date(db: Database, gen: Generation, prof: Profile, opts: Options) -> None:
+    """What a writable handle does to a profile it activates: give a format-1 head the
+    window proof (:func:`~edgerec.history.window.upgrade`, once, in one transaction) and
+    finish a key rotation cut short. The retention limits are the caller's."""
+    with db.read() as conn:
+        head = prof.load_head(conn)
+    if head.floor is None and prof.has_window:
+        with db.write() as conn:
+            head = prof.load_head(conn)
+            new_gen = gen.bump(conn) if window.upgrade(conn, prof, head) else None
+        if new_gen is not None:
+            gen.advance(new_gen)
+    resume_rotation(db, gen, prof, opts)
 
 
 # ------------------------------------------------------------------- retention
-def prune(conn: sqlite3.Connection, prof: Profile, head: Head, opts: Options) -> int:
+def prune(conn: sqlite3.Connection, prof: Profile, head: Head, *, opts: Options) -> int:
     """Delete the oldest rows past ``opts.max_events``, then the rows older than
     ``opts.max_age_s`` (inside the caller's transaction; the caller stores ``head``).
     Returns how many.
@@ -50,11 +73,15 @@ def prune(conn: sqlite3.Connection, prof: Profile, head: Head, opts: Options) ->
     """
     removed = 0
     max_events, max_age_s = opts.max_events, opts.max_age_s
-    if max_events is not None and head.count > max_events:
-        # Deleted unread: only their shape is checked (their MACs leave the digest).
-        rows = crypto.check_rows(prof.rows(conn, limit=head.count - max_events))
-        prof.delete_rows(conn, head, rows)
+    while max_events is not None and head.count > max_events:
+        # Deleted unread: only their shape is checked (their MACs leave the digest). In
+        # batches, so that a store opened with a much smaller cap streams.
+        want = min(head.count - max_events, _COUNT_BATCH)
+        rows = crypto.check_rows(prof.rows(conn, limit=want))
+        prof.delete_rows(conn, head, rows, oldest=True)
         removed += len(rows)
+        if len(rows) < want:
+            break  # fewer rows than the head counts: reads will say so
     if max_age_s is not None:
         cutoff = opts.clock() - max_age_s
         while head.count > 0:
@@ -66,11 +93,30 @@ def prune(conn: sqlite3.Connection, prof: Profile, head: Head, opts: Options) ->
                 if decode_event(seq, plain).at >= cutoff:
                     break
                 old.append((seq, key_id, blob))
-            prof.delete_rows(conn, head, old)
+            prof.delete_rows(conn, head, old, oldest=True)
             removed += len(old)
             if len(old) < len(batch) or not batch:
                 break
     return removed
+
+
+def forget(conn: sqlite3.Connection, prof: Profile, head: Head, *, aid: str) -> int:
+    """Delete every row of article ``aid`` (inside the caller's transaction; the caller
+    stores ``head``); return how many. Streams the profile: only the matching rows are
+    kept in memory, and all of them are authenticated first (a failure removes nothing).
+    """
+    rows = conn.execute(
+        "SELECT seq, key_id, blob FROM events WHERE pid = ? ORDER BY seq", (prof.pid,)
+    )
+    doomed = [
+        (seq, key_id, blob)
+        for seq, key_id, blob, plain in crypto.open_records(
+            prof.keys, prof.pid, rows, last_seq=head.last_seq
+        )
+        if decode_event(seq, plain).article_id == aid
+    ]
+    prof.delete_rows(conn, head, doomed, oldest=False)
+    return len(doomed)
 
 
 # --------------------------------------------------------------------- erasure
@@ -84,9 +130,23 @@ def erase(db: Database, gen: Generation, pid: bytes) -> bool:
         conn.execute("DELETE FROM profile_keys WHERE pid = ?", (pid,))
         conn.execute("DELETE FROM profiles WHERE pid = ?", (pid,))
         conn.execute("DELETE FROM events WHERE pid = ?", (pid,))
+        conn.execute("DELETE FROM removed WHERE pid = ?", (pid,))
         new_gen = gen.bump(conn)
     gen.advance(new_gen)
     return existed is not None
+
+
+def scrub_at_open(db: Database) -> None:
+    """At open: finish journaled erasures, and checkpoint a WAL left by a crash (it may
+    hold rows a ``forget()`` or ``prune()`` removed just before it, whose scrub a reader
+    had blocked). Best effort: never waits for readers, never fails the open."""
+    with contextlib.suppress(StorageBusyError):
+        # Keys and rows went in the journaled transaction; if a reader keeps the WAL busy
+        # now, the scrub waits for the next open or erase.
+        finish_erasures(db)
+    if not db.read_only and db.wal_has_frames():
+        with contextlib.suppress(StorageError):
+            db.checkpoint(wait=False)
 
 
 def finish_erasures(db: Database) -> None:
@@ -150,13 +210,25 @@ def start_rotation(db: Database, gen: Generation, prof: Profile, opts: Options) 
     with db.write() as conn:
         head = prof.load_head(conn)
         if len(prof.keys) == 1:
-            raw = opts.random_bytes(crypto.KEY_BYTES)
-            new_id = prof.add_key(conn, raw, opts.random_bytes)
-            head.active_key_id = new_id
-            head.key_uses = 0
+            new_id, aead = new_data_key(conn, prof, head, opts)
             prof.store_head(conn, head)
             gen.bump(conn)  # advanced by resume_rotation's first batch
-            prof.keys[new_id] = crypto.data_key(raw)
+        else:
+            return
+    prof.keys[new_id] = aead
+
+
+def new_data_key(
+    conn: sqlite3.Connection, prof: Profile, head: Head, opts: Options
+) -> tuple[int, crypto.DataKey]:
+    """Stage 1 inside the caller's transaction: store a fresh data key, wrapped, under the
+    next key id and make it the key for new writes in ``head`` (uses from 0). The caller
+    stores the head, and adds the key to ``prof.keys`` once the transaction commits."""
+    raw = opts.random_bytes(crypto.KEY_BYTES)
+    new_id = prof.add_key(conn, raw, opts.random_bytes)
+    head.active_key_id = new_id
+    head.key_uses = 0
+    return new_id, crypto.data_key(raw)
 
 
 def resume_rotation(db: Database, gen: Generation, prof: Profile, opts: Options) -> None:

@@ -2,20 +2,25 @@
 a profile's rows tamper-evident as a whole.
 
 Owns: the ``profiles`` and ``profile_keys`` tables, and the bookkeeping of the ``events``
-rows of a profile (every insert and delete goes through :class:`Profile`, which keeps the
-head record in step). May touch: those tables inside the caller's transaction, and
-:mod:`~edgerec.history.crypto` for every wrap, unwrap and MAC. Never decrypts an event.
+and ``removed`` rows of a profile (every insert and delete goes through :class:`Profile`,
+which keeps the head record and the removal log in step). May touch: those tables inside
+the caller's transaction, and :mod:`~edgerec.history.crypto` for every wrap, unwrap and
+MAC. Never decrypts an event. What the floor and the removal log prove, and how a read
+checks it, is :mod:`~edgerec.history.window`.
 
 A profile is named in the file only by ``pid = HMAC(pseudonym key, name)[:16]``; its name is
 stored encrypted. It has one MAC key for as long as it lives and one data key per key id
 (two only while a rotation re-encrypts). Its head record holds::
 
-    active key id, row count, last seq, key uses,
+    active key id, row count, last seq, key uses, floor (format 2),
     digest   = XOR over its rows of HMAC(mac key, "row", pid, seq, key id, blob)
-    head_mac = HMAC(mac key, "head", pid, the four numbers, digest)
+    head_mac = HMAC(mac key, "head/v2", pid, the five numbers, digest)
+               (a format-1 head, floor NULL: HMAC(mac key, "head", pid, the four, digest))
 
-A deleted, truncated, replaced (even by an older authentic copy of itself) or moved row
-changes the count or the digest; any edit of the head fails its MAC.
+and every seq in (floor, last seq] is either a row or an entry of the removal log
+(``removed``: pid, seq, HMAC(mac key, "removed", pid, seq)), never both. A deleted,
+truncated, replaced (even by an older authentic copy of itself) or moved row changes the
+count or the digest; any edit of the head fails its MAC.
 """
 
 from __future__ import annotations
@@ -27,14 +32,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Final
 
-from ..errors import ClosedError, IntegrityError
+from ..errors import IntegrityError, ProfileErasedError, ReadOnlyStorageError
 from . import crypto
+from .connection import Database
 from .keys import StoreKeys
+from .rollback import Generation
 from .schema import stored_bytes
 
-__all__ = ["ZERO_DIGEST", "Head", "Profile", "create", "find", "names", "pseudonym"]
+__all__ = ["ZERO_DIGEST", "Head", "Profile", "activate", "create", "find", "names", "pseudonym"]
 
 ZERO_DIGEST: Final = bytes(32)
+_HEAD_COLUMNS: Final = "active_key_id, count, last_seq, digest, key_uses"
+_HEAD_SQL: Final = f"SELECT {_HEAD_COLUMNS}, floor, head_mac FROM profiles WHERE pid = ?"
+_HEAD_SQL_V1: Final = f"SELECT {_HEAD_COLUMNS}, NULL, head_mac FROM profiles WHERE pid = ?"
 _OLDEST_FIRST: Final = "SELECT seq, key_id, blob FROM events WHERE pid = ? ORDER BY seq LIMIT ?"
 _NEWEST_FIRST: Final = (
     "SELECT seq, key_id, blob FROM events WHERE pid = ? ORDER BY seq DESC LIMIT ?"
@@ -43,13 +53,24 @@ _NEWEST_FIRST: Final = (
 
 @dataclass
 class Head:
-    """A profile's head record (see the module docstring), as the writers update it."""
+    """A profile's head record (see the module docstring), as the writers update it.
+
+    ``floor`` is ``None`` for a format-1 head (no removal log yet); such a profile is
+    upgraded when it is next opened for writing (:func:`~edgerec.history.window.upgrade`).
+    """
 
     active_key_id: int
     count: int
     last_seq: int
     digest: bytes
     key_uses: int
+    floor: int | None = None
+
+    @property
+    def removed(self) -> int:
+        """How many entries the removal log must hold: seqs in (floor, last seq] that are
+        not rows."""
+        return self.last_seq - (self.floor or 0) - self.count
 
     def row(self, head_mac: bytes) -> tuple[Any, ...]:
         """The ``profiles`` columns as SQLite returns them (the head cache's key)."""
@@ -59,6 +80,7 @@ class Head:
             self.last_seq,
             self.digest,
             self.key_uses,
+            self.floor,
             head_mac,
         )
 
@@ -103,10 +125,10 @@ def create(
     data_key = random_bytes(crypto.KEY_BYTES)
     name_ct = crypto.wrap(keys.names, name.encode("utf-8"), b"name" + pid, random_bytes)
     wrapped_mac = crypto.wrap(keys.wrap, mac_key, _wrap_aad(pid, b"mac"), random_bytes)
-    head = Head(1, 0, 0, ZERO_DIGEST, 0)
+    head = Head(1, 0, 0, ZERO_DIGEST, 0, floor=0)
     conn.execute(
         "INSERT INTO profiles (pid, name_ct, mac_key, active_key_id, count, last_seq, "
-        "digest, key_uses, head_mac) VALUES (?, ?, ?, 1, 0, 0, ?, 0, ?)",
+        "digest, key_uses, floor, head_mac) VALUES (?, ?, ?, 1, 0, 0, ?, 0, 0, ?)",
         (pid, name_ct, wrapped_mac, ZERO_DIGEST, _head_mac(mac_key, pid, head)),
     )
     add_data_key(conn, keys.wrap, pid, 1, raw=data_key, random_bytes=random_bytes)
@@ -135,7 +157,46 @@ def _wrap_aad(pid: bytes, what: bytes, key_id: int = 0) -> bytes:
 
 def _head_mac(mac_key: bytes, pid: bytes, head: Head) -> bytes:
     fields = struct.pack(">IQQQ", head.active_key_id, head.count, head.last_seq, head.key_uses)
-    return crypto.mac(mac_key, b"head", pid, fields, head.digest)
+    if head.floor is None:  # format 1
+        return crypto.mac(mac_key, b"head", pid, fields, head.digest)
+    floor = struct.pack(">Q", head.floor)
+    return crypto.mac(mac_key, b"head/v2", pid, fields, floor, head.digest)
+
+
+def activate(
+    db: Database,
+    keys: StoreKeys,
+    gen: Generation,
+    name: str,
+    random_bytes: crypto.RandomBytes,
+    *,
+    has_window: bool,
+) -> Profile:
+    """Profile ``name`` (created if new, in its own transaction), its keys unwrapped and
+    its head authenticated.
+
+    Raises:
+        ReadOnlyStorageError: a new profile in a read-only store.
+        IntegrityError: a wrapped key or the head record failed authentication.
+    """
+    pid = pseudonym(keys.pseudonym, name)
+    with db.read() as conn:
+        wrapped = find(conn, pid)
+    if wrapped is None:
+        if db.read_only:
+            raise ReadOnlyStorageError("this profile does not exist and the store is read-only")
+        with db.write() as conn:
+            wrapped = find(conn, pid)
+            if wrapped is None:
+                wrapped = create(conn, keys, name, pid, random_bytes)
+                # Not advanced here: the next write's advance (or the next open, which
+                # finds the store ahead of the counter) covers this generation.
+                gen.bump(conn)
+    prof = Profile(name, pid, wrapped, keys.wrap, has_window=has_window)
+    with db.read() as conn:
+        prof.load_keys(conn)
+        prof.load_head(conn)
+    return prof
 
 
 # ------------------------------------------------------------ the active profile
@@ -146,20 +207,34 @@ class Profile:
     holds two profiles' keys at once (E5, E6).
     """
 
-    def __init__(self, name: str, pid: bytes, wrapped_mac_key: bytes, wrap_key: bytes) -> None:
+    def __init__(
+        self,
+        name: str,
+        pid: bytes,
+        wrapped_mac_key: bytes,
+        wrap_key: bytes,
+        *,
+        has_window: bool = True,
+    ) -> None:
         """Unwrap the profile's MAC key (its data keys come with :meth:`load_keys`).
+
+        ``has_window``: the file has the floor column and the removal log (False only for
+        a format-1 store opened read-only, which cannot be migrated).
 
         Raises:
             IntegrityError: the wrapped MAC key failed authentication.
         """
         self.name = name
         self.pid = pid
+        self.has_window = has_window
+        self._head_sql = _HEAD_SQL if has_window else _HEAD_SQL_V1
         self.wrapped_mac_key = wrapped_mac_key
         self._wrap_key = wrap_key
         self.mac_key = crypto.unwrap(
             wrap_key, wrapped_mac_key, _wrap_aad(pid, b"mac"), what="profile MAC key"
         )
         self.keys: dict[int, crypto.DataKey] = {}
+        self.gone = False  # set by erased(): the keys are dropped
         # The last head row read or written, with its parsed record: a read that finds the
         # same bytes skips one HMAC. Any byte that differs (another writer, tampering) is
         # verified again.
@@ -202,38 +277,35 @@ class Profile:
         """The head record, authenticated (a copy the caller may update).
 
         Raises:
-            ClosedError: the profile was erased (and perhaps made anew) by another handle.
+            ProfileErasedError: the profile was erased (and perhaps made anew) by another
+                handle; the keys are dropped.
             IntegrityError: the head record is malformed or fails its MAC, or its active
                 data key is missing.
         """
-        row = conn.execute(
-            "SELECT active_key_id, count, last_seq, digest, key_uses, head_mac "
-            "FROM profiles WHERE pid = ?",
-            (self.pid,),
-        ).fetchone()
+        row = conn.execute(self._head_sql, (self.pid,)).fetchone()
         if row is None:
-            raise ClosedError("the active profile was erased")
+            raise self.erased()
         cached = self.head_cache
         if cached is not None and cached[0] == row:
             return replace(cached[1])
-        key_id, count, last_seq, digest, key_uses, head_mac = row
+        key_id, count, last_seq, digest, key_uses, floor, head_mac = row
         ok = (
             type(key_id) is int
             and 0 <= key_id <= crypto.MAX_KEY_ID
             and all(
                 type(v) is int and 0 <= v <= crypto.MAX_SEQ for v in (count, last_seq, key_uses)
             )
+            and (floor is None or (type(floor) is int and 0 <= floor <= last_seq - count))
             and type(digest) is bytes
             and len(digest) == 32
             and type(head_mac) is bytes
         )
         if ok:
-            head = Head(key_id, count, last_seq, digest, key_uses)
+            head = Head(key_id, count, last_seq, digest, key_uses, floor)
             ok = secrets.compare_digest(head_mac, _head_mac(self.mac_key, self.pid, head))
         if not ok:
-            wrapped = conn.execute("SELECT mac_key FROM profiles WHERE pid = ?", (self.pid,))
-            if wrapped.fetchone() != (self.wrapped_mac_key,):
-                raise ClosedError("the active profile was erased (and made anew) elsewhere")
+            if not self.exists(conn):
+                raise self.erased()
             raise IntegrityError("the profile's head record failed authentication")
         self.head_cache = (tuple(row), replace(head))
         if head.active_key_id not in self.keys:
@@ -242,14 +314,35 @@ class Profile:
                 raise IntegrityError("the profile's active data key is missing")
         return head
 
+    def exists(self, conn: sqlite3.Connection) -> bool:
+        """Whether this profile (this incarnation: its wrapped MAC key) is still stored."""
+        wrapped = conn.execute("SELECT mac_key FROM profiles WHERE pid = ?", (self.pid,))
+        return bool(wrapped.fetchone() == (self.wrapped_mac_key,))
+
+    def erased(self) -> ProfileErasedError:
+        """Drop the keys and the head cache, and return the error to raise: the profile
+        was erased (and perhaps made anew, with other keys) by this or another handle."""
+        self.keys = {}
+        self.mac_key = b""
+        self.head_cache = None
+        self.gone = True
+        return ProfileErasedError("the active profile was erased; switch_profile() or reopen")
+
     def store_head(self, conn: sqlite3.Connection, head: Head) -> None:
         """Write ``head`` with its MAC (inside the caller's transaction)."""
         head_mac = _head_mac(self.mac_key, self.pid, head)
-        conn.execute(
-            "UPDATE profiles SET active_key_id = ?, count = ?, last_seq = ?, digest = ?, "
-            "key_uses = ?, head_mac = ? WHERE pid = ?",
-            (*head.row(head_mac), self.pid),
-        )
+        if head.floor is None:  # a format-1 head keeps its format until upgraded
+            conn.execute(
+                "UPDATE profiles SET active_key_id = ?, count = ?, last_seq = ?, digest = ?, "
+                "key_uses = ?, head_mac = ? WHERE pid = ?",
+                (*head.row(head_mac)[:5], head_mac, self.pid),
+            )
+        else:
+            conn.execute(
+                "UPDATE profiles SET active_key_id = ?, count = ?, last_seq = ?, digest = ?, "
+                "key_uses = ?, floor = ?, head_mac = ? WHERE pid = ?",
+                (*head.row(head_mac), self.pid),
+            )
         # Cached as the row SQLite will return, so the next read skips one HMAC.
         self.head_cache = (head.row(head_mac), replace(head))
 
@@ -293,26 +386,48 @@ class Profile:
         head.digest = crypto.xor32(head.digest, change)
         head.key_uses += 1
 
-    def delete_rows(self, conn: sqlite3.Connection, head: Head, rows: Sequence[crypto.Row]) -> None:
-        """Delete rows (``secure_delete`` zeroes them) and take them out of ``head``."""
+    def removed_mac(self, seq: int) -> bytes:
+        """The keyed MAC of the removal-log entry of ``seq``."""
+        return crypto.mac(self.mac_key, b"removed", self.pid, struct.pack(">Q", seq))
+
+    def delete_rows(
+        self, conn: sqlite3.Connection, head: Head, rows: Sequence[crypto.Row], *, oldest: bool
+    ) -> None:
+        """Delete rows (``secure_delete`` zeroes them), take them out of ``head`` and keep
+        the removal log in step (a format-1 head has none).
+
+        ``oldest``: the rows are the profile's oldest (retention), so the floor moves up
+        past them and nothing is logged; otherwise (``forget``) each gets a log entry.
+        """
+        log = head.floor is not None and not oldest
         for seq, key_id, blob in rows:
             head.digest = crypto.xor32(head.digest, self.row_mac(seq, key_id, blob))
             head.count -= 1
             conn.execute("DELETE FROM events WHERE pid = ? AND seq = ?", (self.pid, seq))
+            if log:
+                conn.execute(
+                    "INSERT INTO removed (pid, seq, mac) VALUES (?, ?, ?)",
+                    (self.pid, seq, self.removed_mac(seq)),
+                )
+        if rows:
+            self.raise_floor(conn, head)
 
-    def check_rows(self, head: Head, rows: Sequence[crypto.Row]) -> None:
-        """``rows`` are every row of the profile: their count and digest match ``head``.
+    def raise_floor(self, conn: sqlite3.Connection, head: Head) -> None:
+        """Move the floor up to just below the oldest row left (or to the last seq), and
+        drop the log entries it passes: the log holds only the removals it must.
 
-        Raises:
-            IntegrityError: rows deleted, truncated, added or replaced.
+        The oldest row is read unauthenticated: a row deleted by someone else is not in
+        ``head.count``, so the floor moving past it leaves ``head.removed`` short of the
+        log, which every read checks (:mod:`~edgerec.history.window`).
         """
-        digest = ZERO_DIGEST
-        for seq, key_id, blob in rows:
-            digest = crypto.xor32(digest, self.row_mac(seq, key_id, blob))
-        if len(rows) != head.count:
-            raise IntegrityError(
-                f"the profile has {len(rows)} rows, its head record {head.count} "
-                "(rows deleted or truncated)"
-            )
-        if not secrets.compare_digest(digest, head.digest):
-            raise IntegrityError("the profile's rows do not match its head record (replaced)")
+        if head.floor is None:
+            return
+        (oldest,) = conn.execute(
+            "SELECT min(seq) FROM events WHERE pid = ?", (self.pid,)
+        ).fetchone()
+        top = head.last_seq + 1 if type(oldest) is not int else min(oldest, head.last_seq + 1)
+        # Never past what the count allows (only tampering gets there; reads then say so).
+        floor = min(top - 1, head.last_seq - head.count)
+        if floor > head.floor:
+            head.floor = floor
+            conn.execute("DELETE FROM removed WHERE pid = ? AND seq <= ?", (self.pid, head.floor))

@@ -11,8 +11,9 @@ Schema changes go through sqlite-utils' built-in :class:`sqlite_utils.Migrations
 caller is ever formatted into SQL.
 
 What a reader of the file can see: the tables below, the number of profiles and of events
-per profile, each ciphertext's length and sequence number, which key id encrypted it, and
-the time the schema was created (``_sqlite_migrations.applied_at``). Everything a reader
+per profile, each ciphertext's length and sequence number, which key id encrypted it, which
+sequence numbers were removed (``removed``, and each profile's floor), and the time the
+schema was created (``_sqlite_migrations.applied_at``). Everything a reader
 read, the profile names and the event times are inside AES-256-GCM ciphertexts.
 """
 
@@ -32,6 +33,7 @@ __all__ = [
     "apply_migrations",
     "check_format",
     "create",
+    "has_window",
     "pending_migrations",
     "read_meta",
     "store_format",
@@ -40,7 +42,7 @@ __all__ = [
     "write_meta",
 ]
 
-FORMAT_VERSION: Final = 1
+FORMAT_VERSION: Final = 2
 MIGRATION_SET: Final = "edgerec.history"
 MIGRATIONS_TABLE: Final = "_sqlite_migrations"  # sqlite-utils' own table name
 
@@ -50,7 +52,8 @@ def _initial(db: Database) -> None:
     # the wrapped store key, the rollback generation and its MAC.
     db.table("store_meta").create({"name": str, "value": bytes}, pk="name")
     # one row per profile: pseudonymous id, encrypted name, wrapped MAC key, and the head
-    # record (count, last seq, keyed digest of the rows, key uses) with its MAC.
+    # record (count, last seq, keyed digest of the rows, key uses; the floor since 0002)
+    # with its MAC.
     db.table("profiles").create(
         {
             "pid": bytes,
@@ -76,9 +79,23 @@ def _initial(db: Database) -> None:
     db.table("erase_journal").create({"pid": bytes}, pk="pid")
 
 
+def _window(db: Database) -> None:
+    # The window proof (edgerec.history.window): each profile's head gains a floor (every
+    # seq at or below it is gone) and the removal log, one MACed entry per removed seq
+    # between the floor and the last seq. A NULL floor is a format-1 head, upgraded when
+    # its profile is next opened for writing. Format 2: an older SDK would take the new
+    # heads for tampering, so it refuses the file instead.
+    db.execute("ALTER TABLE profiles ADD COLUMN floor INTEGER")
+    db.execute(
+        "CREATE TABLE removed (pid BLOB, seq INTEGER, mac BLOB, PRIMARY KEY (pid, seq)) "
+        "WITHOUT ROWID"
+    )
+    write_meta(db.conn, "format", b"2")
+
+
 # In order; a new schema version appends here (and bumps FORMAT_VERSION if old SDKs must
 # refuse the file).
-_STEPS: Final = (("0001_initial", _initial),)
+_STEPS: Final = (("0001_initial", _initial), ("0002_window", _window))
 
 
 def _migrations() -> Migrations:
@@ -120,6 +137,12 @@ def create(conn: sqlite3.Connection) -> None:
     """Make a new store's tables and its format record (inside the caller's transaction)."""
     apply_migrations(conn)
     write_meta(conn, "format", str(FORMAT_VERSION).encode())
+
+
+def has_window(conn: sqlite3.Connection) -> bool:
+    """Whether migration ``0002_window`` was applied (a read-only handle on a format-1
+    store cannot apply it, and reads without it)."""
+    return "removed" in tables(conn)
 
 
 def tables(conn: sqlite3.Connection) -> set[str]:

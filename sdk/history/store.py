@@ -6,40 +6,39 @@ each public verb. Every step is someone else's: argument checks and options
 file and its transactions (:mod:`~edgerec.history.connection`), opening the store and its
 master keys (:mod:`~edgerec.history.keys`), the generation
 (:mod:`~edgerec.history.rollback`), profiles and head records
-(:mod:`~edgerec.history.profiles`), encryption (:mod:`~edgerec.history.crypto`),
-retention, erasure and rotation (:mod:`~edgerec.history.maintenance`). No SQL is written
-here.
+(:mod:`~edgerec.history.profiles`), the proof of what a read returns
+(:mod:`~edgerec.history.window`), encryption (:mod:`~edgerec.history.crypto`), the write
+transactions of events (:mod:`~edgerec.history.writes`), retention, erasure and rotation
+(:mod:`~edgerec.history.maintenance`). No SQL is written here.
 
 Reads top-down: opening, writing, reading, profiles, erasure and keys, lifecycle.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
-import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Final, Self
 
 from ..errors import (
     ClosedError,
-    IntegrityError,
-    InvalidTypeError,
-    ReadOnlyStorageError,
-    StorageBusyError,
+    InvalidInputError,
+    ProfileErasedError,
     StorageCorruptError,
 )
-from . import crypto, keys, maintenance, profiles
+from ..features.values import check_int
+from . import crypto, keys, maintenance, profiles, schema, window, writes
 from .connection import Database, quarantine
-from .events import HistoryEvent, decode_event, encode_event, export_json
+from .events import HistoryEvent, decode_event, encode_batch, encode_event, export_json
 from .keys import DEFAULT_SCRYPT_N, KeySource, StoreKeys
-from .limits import MAX_ID_CHARS, MAX_LIMIT, MAX_PROFILE_CHARS, Options, check_int, check_text
-from .profiles import Head, Profile
+from .limits import MAX_ID_CHARS, MAX_LIMIT, MAX_PROFILE_CHARS, Options, check_path, check_text
+from .profiles import Profile
 from .rollback import Generation, MonotonicCounter
 
 __all__ = ["ReadingHistory"]
@@ -72,6 +71,7 @@ class ReadingHistory:
     _keys: StoreKeys
     _gen: Generation
     _profile: Profile | None
+    _has_window: bool  # the file has the removal log (not: a format-1 store, read-only)
 
     def __init__(self, *, _token: object = None) -> None:
         if _token is not _PRIVATE:
@@ -135,14 +135,14 @@ class ReadingHistory:
             StorageCorruptError: the file is damaged or empty.
             UnsupportedFormatError: the file is another database or a newer format.
             RollbackDetectedError: the store is older than ``counter``.
-            InvalidInputError, InvalidTypeError: a bad argument (named in the message).
+            InvalidInputError, InvalidTypeError: a bad argument (named in the message;
+                ``path`` with a NUL character included).
         """
         self = cls(_token=_PRIVATE)
         source = KeySource.checked(key, passphrase, keyring_service)
         check_text("profile", profile, MAX_PROFILE_CHARS)
         guest = path is _GUEST
-        if not guest and not isinstance(path, str | os.PathLike):
-            raise InvalidTypeError(f"path: expected str or PathLike, got {type(path).__name__}")
+        where = None if guest else Path(check_path(path))
         opts = self._opts = Options.checked(
             read_only=read_only,
             max_events=max_events,
@@ -158,7 +158,7 @@ class ReadingHistory:
             rotation_batch=rotation_batch,
         )
         self._db = Database.open(
-            None if guest else Path(os.fspath(path)),
+            where,
             read_only=opts.read_only,
             busy_timeout_s=opts.busy_timeout_s,
             synchronous=opts.synchronous,
@@ -171,10 +171,9 @@ class ReadingHistory:
             )
             self._gen = Generation(self._keys.generation, self._keys.store_id, opts.counter)
             self._gen.verify(self._db)
-            with contextlib.suppress(StorageBusyError):
-                # Keys and rows went in the journaled transaction; if a reader keeps
-                # the WAL busy now, the scrub waits for the next open or erase.
-                maintenance.finish_erasures(self._db)
+            maintenance.scrub_at_open(self._db)
+            with self._db.sql() as conn:
+                self._has_window = schema.has_window(conn)
             self._activate(profile)
         except BaseException:
             self._closed = True
@@ -213,28 +212,15 @@ class ReadingHistory:
 
     def _activate(self, name: str) -> None:
         """Make profile ``name`` (created if new) the active one, then bring it up to date:
-        finish a key rotation cut short, apply the retention limits."""
-        db = self._db
-        pid = profiles.pseudonym(self._keys.pseudonym, name)
-        with db.read() as conn:
-            wrapped = profiles.find(conn, pid)
-        if wrapped is None:
-            if db.read_only:
-                raise ReadOnlyStorageError("this profile does not exist and the store is read-only")
-            with db.write() as conn:
-                wrapped = profiles.find(conn, pid)
-                if wrapped is None:
-                    wrapped = profiles.create(conn, self._keys, name, pid, self._opts.random_bytes)
-                    # Not advanced here: the next write's advance (or the next open, which
-                    # finds the store ahead of the counter) covers this generation.
-                    self._gen.bump(conn)
-        prof = self._profile = Profile(name, pid, wrapped, self._keys.wrap)
-        with db.read() as conn:
-            prof.load_keys(conn)
-            prof.load_head(conn)
+        upgrade a format-1 head, finish a key rotation cut short, apply the retention
+        limits."""
+        db, opts = self._db, self._opts
+        self._profile = profiles.activate(
+            db, self._keys, self._gen, name, opts.random_bytes, has_window=self._has_window
+        )
         if not db.read_only:
-            maintenance.resume_rotation(db, self._gen, prof, self._opts)
-            if self._opts.max_events is not None or self._opts.max_age_s is not None:
+            maintenance.bring_up_to_date(db, self._gen, self._profile, opts)
+            if opts.max_events is not None or opts.max_age_s is not None:
                 self.prune()
 
     # ------------------------------------------------------------------- writing
@@ -258,35 +244,62 @@ class ReadingHistory:
             dwell_s: seconds spent reading, or ``None``.
 
         Returns:
-            The event's sequence number. When this returns, the event is on disk.
+            The event's sequence number. When this returns, the event is on disk, and the
+            events its retention limits removed are scrubbed from the WAL unless another
+            connection's reader holds an older snapshot (then the handle's next write,
+            :meth:`prune` or :meth:`close` scrubs them; :meth:`prune` waits for readers).
 
         Raises:
             InvalidInputError, InvalidTypeError: bad input, named (nothing is written).
             StorageFullError, StorageBusyError, ReadOnlyStorageError: nothing is written.
+            StorageIOError: the OS failed a read, write or fsync: nothing is written.
             ClosedError: the handle is closed or its profile was erased.
         """
         with self._lock:
             prof = self._active()
-            plaintext = encode_event(article, self._opts.clock() if at is None else at, dwell_s)
-            with self._db.write() as conn:
-                head = prof.load_head(conn)
-                seq, key_id = head.last_seq + 1, head.active_key_id
-                blob = crypto.seal_record(
-                    prof.keys[key_id],
-                    prof.pid,
-                    seq,
-                    key_id,
-                    plaintext,
-                    random_bytes=self._opts.random_bytes,
-                )
-                prof.insert_row(conn, head, seq, key_id, blob)
-                maintenance.prune(conn, prof, head, self._opts)
-                prof.store_head(conn, head)
-                gen = self._gen.bump(conn)
-            self._gen.advance(gen)
-            if head.key_uses >= self._opts.key_use_limit:
-                self.rotate_profile_key()
-            return seq
+            at = self._opts.clock() if at is None else at
+            plaintext = encode_event(article, at, dwell_s)
+            return writes.append(self._db, self._gen, prof, [plaintext], self._opts)[0]
+
+    def record_many(
+        self,
+        articles: Sequence[Mapping[str, Any]],
+        *,
+        at: Any = None,
+        dwell_s: Any = None,
+    ) -> list[int]:
+        """Append many reading events, all or nothing: every article, time and dwell is
+        checked first, then all are stored in one transaction.
+
+        Example:
+            >>> with ReadingHistory.open_guest() as h:
+            ...     h.record_many([{"id": "N1"}, {"id": "N2"}], at=[1.0, 2.0])
+            [1, 2]
+
+        Args:
+            articles: a list or tuple of article mappings (as :meth:`record` takes).
+            at: ``None`` (``clock()`` for every event), one time for all, or a list or
+                tuple with one time per article.
+            dwell_s: ``None``, one dwell for all, or a list or tuple, one per article.
+
+        Returns:
+            The events' sequence numbers, in the order given; when this returns, every
+            event is on disk (and the retention limits applied, as by :meth:`record`).
+
+        Raises:
+            InvalidInputError, InvalidTypeError: a bad batch or value, named by index
+                (``articles[3]['title']``, ``at[3]``).
+            StorageFullError, StorageBusyError, ReadOnlyStorageError, StorageIOError,
+            ClosedError: as :meth:`record`. On any error nothing is written.
+        """
+        with self._lock:
+            prof = self._active()
+            plaintexts = encode_batch(articles, at, dwell_s, self._opts.clock())
+            if len(plaintexts) > self._opts.key_use_limit:
+                raise InvalidInputError("articles: more events than key_use_limit in one batch")
+            if not plaintexts:
+                return []
+            return writes.append(self._db, self._gen, prof, plaintexts, self._opts)
 
     def prune(self) -> int:
         """Apply the retention limits now (``record`` applies them on every append).
@@ -294,27 +307,28 @@ class ReadingHistory:
         Age pruning walks from the oldest event and stops at the first one inside
         ``max_age_s``: events recorded with an ``at`` far out of order may outlive the limit
         until the older-sequence events before them expire. Pruned rows go through
-        ``secure_delete``.
+        ``secure_delete`` and a ``TRUNCATE`` checkpoint: when this returns, their
+        ciphertexts are in neither the database, its WAL nor its ``-shm``.
 
         Returns:
             The number of events removed.
 
         Raises:
             IntegrityError: a row to be read for its age fails authentication.
-            ClosedError, ReadOnlyStorageError, StorageBusyError: nothing is removed.
+            StorageBusyError: before the removal, another writer held the lock (nothing is
+                removed); or after it, a reader's snapshot kept the old bytes in the WAL
+                past ``busy_timeout`` (the events are gone from the store; the handle's
+                next write, :meth:`close`, or the next open scrubs the WAL).
+            ClosedError, ReadOnlyStorageError: nothing is removed.
         """
         with self._lock:
-            prof = self._active()
-            with self._db.write() as conn:
-                head = prof.load_head(conn)
-                removed = maintenance.prune(conn, prof, head, self._opts)
-                gen = self._store(conn, prof, head) if removed else None
-            if gen is not None:
-                self._gen.advance(gen)
-            return removed
+            prof, opts = self._active(), self._opts
+            return writes.remove(self._db, self._gen, prof, partial(maintenance.prune, opts=opts))
 
     def forget(self, article_id: str) -> int:
-        """Delete every event of ``article_id`` in the active profile (``secure_delete``).
+        """Delete every event of ``article_id`` in the active profile: ``secure_delete``,
+        then a ``TRUNCATE`` checkpoint, so that when this returns their ciphertexts are in
+        neither the database, its WAL nor its ``-shm`` (as :meth:`prune`).
 
         Returns:
             How many events were removed.
@@ -322,65 +336,45 @@ class ReadingHistory:
         Raises:
             InvalidInputError, InvalidTypeError: a bad ``article_id``.
             IntegrityError: a row fails authentication (nothing is removed).
-            ClosedError, ReadOnlyStorageError, StorageBusyError: nothing is removed.
+            StorageBusyError: as :meth:`prune` (before the removal: nothing is removed;
+                after it: the WAL scrub is pending).
+            ClosedError, ReadOnlyStorageError: nothing is removed.
         """
         with self._lock:
             prof = self._active()
             aid = check_text("article_id", article_id, MAX_ID_CHARS)
-            with self._db.write() as conn:
-                head = prof.load_head(conn)
-                opened = crypto.open_records(
-                    prof.keys, prof.pid, prof.rows(conn), last_seq=head.last_seq
-                )
-                doomed = [
-                    (seq, key_id, blob)
-                    for seq, key_id, blob, plain in opened
-                    if decode_event(seq, plain).article_id == aid
-                ]
-                if doomed:
-                    prof.delete_rows(conn, head, doomed)
-                gen = self._store(conn, prof, head) if doomed else None
-            if gen is not None:
-                self._gen.advance(gen)
-            return len(doomed)
-
-    def _store(self, conn: sqlite3.Connection, prof: Profile, head: Head) -> int:
-        """Write the changed head and count the write; the caller advances after commit."""
-        prof.store_head(conn, head)
-        return self._gen.bump(conn)
+            return writes.remove(self._db, self._gen, prof, partial(maintenance.forget, aid=aid))
 
     # ------------------------------------------------------------------- reading
     def recent(self, limit: int = 50) -> list[HistoryEvent]:
         """The ``limit`` newest events of the active profile, newest first.
 
-        Each row is authenticated; rows missing from the newest ``limit`` (fewer rows
-        than the head record promises) raise :class:`~edgerec.IntegrityError`.
+        The read proves that these are exactly the ``limit`` newest live events (the
+        window proof of :mod:`~edgerec.history.window`): a row deleted, put back or
+        re-inserted with plain SQL anywhere in the window, the newest included, raises
+        :class:`~edgerec.IntegrityError`, as does a row that fails authentication.
 
         Raises:
             InvalidInputError, InvalidTypeError: a bad ``limit``.
-            IntegrityError: a row failed authentication or is missing.
+            IntegrityError: a row failed authentication, or the window is not the newest.
             ClosedError: the handle is closed or its profile was erased.
         """
         with self._lock:
             prof = self._active()
-            check_int("limit", limit, 0, MAX_LIMIT)
+            limit = check_int("limit", limit, 0, MAX_LIMIT)
             with self._db.read() as conn:
                 head = prof.load_head(conn)
-                rows = prof.rows(conn, limit=limit, newest_first=True)
-            if len(rows) != min(limit, head.count):
-                raise IntegrityError("rows of this profile are missing (truncated history)")
+                rows = window.newest(conn, prof, head, limit)
             opened = crypto.open_records(prof.keys, prof.pid, rows, last_seq=head.last_seq)
             return [decode_event(seq, plain) for seq, _, _, plain in opened]
 
     def _all_events(self) -> list[HistoryEvent]:
-        """Every event, oldest first, with the full head check (count, seqs, digest)."""
+        """Every event, oldest first, with the whole-profile check (count, seqs, digest)."""
         prof = self._active()
         with self._db.read() as conn:
             head = prof.load_head(conn)
-            rows = prof.rows(conn)
-        opened = list(crypto.open_records(prof.keys, prof.pid, rows, last_seq=head.last_seq))
-        prof.check_rows(head, [(seq, key_id, blob) for seq, key_id, blob, _ in opened])
-        return [decode_event(seq, plain) for seq, _, _, plain in opened]
+            records = window.full(conn, prof, head)
+            return [decode_event(seq, plain) for seq, _, _, plain in records]
 
     def __len__(self) -> int:
         """The number of events in the active profile (from the authenticated head)."""
@@ -410,7 +404,8 @@ class ReadingHistory:
     def verify(self) -> int:
         """Check the whole file and the active profile: SQLite's ``integrity_check``, the
         store's generation record (and the host counter), every row's authentication, the
-        row count, sequence numbers and digest against the head record.
+        row count, sequence numbers, removal log and digest against the head record.
+        Streams: memory stays flat whatever the profile's size.
 
         Returns:
             The number of events verified.
@@ -419,11 +414,29 @@ class ReadingHistory:
             StorageCorruptError, IntegrityError, RollbackDetectedError.
         """
         with self._lock:
-            self._active()
+            prof = self._active()
             if not self._db.integrity_ok():
                 raise StorageCorruptError("the history database failed integrity_check")
             self._gen.verify(self._db)
-            return len(self._all_events())
+            with self._db.read() as conn:
+                head = prof.load_head(conn)
+                count = 0
+                for seq, _, _, plain in window.full(conn, prof, head):
+                    count += decode_event(seq, plain) is not None
+                return count
+
+    def ensure_alive(self) -> None:
+        """Raise if this handle can no longer serve its active profile. Cheap enough to
+        call before every read: one ``PRAGMA data_version``, plus one lookup of the
+        profile when another connection (thread, process, the ``edgerec`` command) has
+        committed since. A profile found erased has its keys dropped here.
+
+        Raises:
+            ProfileErasedError: the active profile was erased, by this or another handle.
+            ClosedError: the handle is closed.
+        """
+        with self._lock:
+            self._active()
 
     # ------------------------------------------------------------------ profiles
     @property
@@ -490,6 +503,7 @@ class ReadingHistory:
             pid = profiles.pseudonym(self._keys.pseudonym, profile)
             existed = maintenance.erase(self._db, self._gen, pid)
             if self._profile is not None and self._profile.pid == pid:
+                self._profile.erased()  # its keys go now
                 self._profile = None
             maintenance.finish_erasures(self._db)
             return existed
@@ -512,13 +526,11 @@ class ReadingHistory:
             )
 
     def rotate_profile_key(self) -> None:
-        """Re-encrypt the active profile under a fresh data key, resumably.
-
-        Stage 1 (one transaction) adds the new key, wrapped, under a new key id and makes it
-        the key for new writes; the old key stays wrapped beside it. Stage 2 re-encrypts
-        ``rotation_batch`` rows per transaction (each row records its key id). Stage 3
-        retires the old key once no row needs it. A kill -9 anywhere leaves every row
-        readable under exactly one enabled key; the next open (or call) resumes.
+        """Re-encrypt the active profile under a fresh data key, resumably: a new key for new
+        writes (stage 1), ``rotation_batch`` rows re-encrypted per transaction (2), the old
+        key retired once no row needs it (3; :mod:`~edgerec.history.maintenance`). A kill -9
+        anywhere leaves every row readable under exactly one enabled key; the next open (or
+        call) resumes.
 
         Raises:
             IntegrityError: a row failed authentication (its batch is rolled back).
@@ -541,7 +553,7 @@ class ReadingHistory:
         Raises:
             StorageError: the files could not be moved.
         """
-        return quarantine(Path(os.fspath(path)))
+        return quarantine(Path(check_path(path)))
 
     def close(self) -> None:
         """Close the database and drop the keys. Later calls raise ClosedError. Idempotent.
@@ -582,7 +594,14 @@ class ReadingHistory:
             raise ClosedError("this history is closed")
 
     def _active(self) -> Profile:
+        """The active profile, after a check that nobody erased it (``ensure_alive``)."""
         self._check_open()
-        if self._profile is None:
-            raise ClosedError("the active profile was erased; switch_profile() or reopen")
-        return self._profile
+        prof = self._profile
+        if prof is not None and not prof.gone and self._db.changed_elsewhere():
+            with self._db.read() as conn:
+                if not prof.exists(conn):
+                    prof.erased()
+        if prof is None or prof.gone:
+            self._profile = None
+            raise ProfileErasedError("the active profile was erased; switch_profile() or reopen")
+        return prof

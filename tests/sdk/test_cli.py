@@ -209,3 +209,23 @@ def test_the_cli_never_prints_a_traceback(env: dict[str, Any], tmp_path: Path) -
             assert err.startswith("edgerec: error: "), (argv, err)
             assert len(err.strip().splitlines()) == 1, (argv, err)
         assert "internal error" not in err, (argv, err)
+
+
+def test_history_add_is_all_or_nothing(
+    env: dict[str, Any], capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Issue 17, item 5: a file whose last line is bad stores none of its lines."""
+    bad = tmp_path / "bad-last-line.jsonl"
+    lines = [json.dumps(a) for a in env["articles"][:4]] + [json.dumps({"title": "no id"})]
+    bad.write_text("\n".join(lines) + "\n")
+    base = env["base"]
+    assert main(["history", "add", *base, "--file", str(bad)]) == 1
+    err = capsys.readouterr().err
+    assert main(["history", "list", *base]) == 0
+    assert capsys.readouterr().out == ""  # nothing stored
+    assert "articles[4]['id']" in err  # the bad line, named
+    assert main(["history", "add", *base, "--file", str(env["reads"])]) == 0
+    assert "recorded 5 reads" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["history", "add", "--help"])
+    assert "all or nothing" in " ".join(capsys.readouterr().out.split())

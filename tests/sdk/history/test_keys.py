@@ -1,5 +1,5 @@
 """edgerec.history.keys: master-key sources (raw, passphrase, OS keystore), the canary
-(A1), keystore faults (A2), scrypt costs and NFC passphrases."""
+(A1), keystore faults (A2), scrypt costs and NFC passphrases, a hostile KDF record (D3)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import pytest
 from edgerec import (
     InvalidInputError,
     KeyUnavailableError,
+    StorageCorruptError,
     WrongKeyError,
 )
 from edgerec.history import keys
@@ -188,3 +189,27 @@ def test_key_source_and_store_keys_never_show_their_secrets() -> None:
     assert (source.kind, phrase.kind) == ("raw", "scrypt")
     with pytest.raises(InvalidInputError, match=r"key=, passphrase=$"):
         keys.KeySource.checked(None, None, "svc", keyring=False)
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        b"[" * 100_000 + b"]" * 100_000,  # RecursionError in a plain json.loads
+        b'{"kind": "raw", "kind": "scrypt"}',  # duplicate keys
+        b'{"kind": "scrypt", "salt": "00", "n": NaN, "r": 8, "p": 1}',
+        b'{"kind": "scrypt", "salt": "00", "n": 1e400, "r": 8, "p": 1}',
+        b'{"kind": "scrypt", "salt": "00", "n": 1099511627776, "r": 8, "p": 1}',  # 2**40
+        b'{"kind": "scrypt", "salt": "00", "n": 16, "r": 1000000, "p": 1}',
+        b'{"kind": "scrypt", "salt": "00", "n": 16.0, "r": 8, "p": 1}',
+        b"\xff\xfe not utf-8",
+    ],
+)
+def test_d3_hostile_key_record_is_a_typed_error(path: Path, record: bytes) -> None:
+    """The KDF record is parsed before anything authenticates it: deep nesting, NaN,
+    huge numbers or an edited scrypt cost are StorageCorruptError, never a RecursionError
+    nor minutes of scrypt."""
+    filled(path, 1, passphrase="pw", scrypt_n=FAST_SCRYPT).close()
+    with raw_sql(path) as conn:
+        conn.execute("UPDATE store_meta SET value = ? WHERE name = 'kdf'", (record,))
+    with pytest.raises(StorageCorruptError):
+        open_store(path, passphrase="pw")

@@ -19,6 +19,7 @@ from edgerec import (
 )
 from edgerec.history import crypto
 from tests.support.history import (
+    CANARY_ID,
     CANARY_PROFILE,
     KEY,
     OTHER_KEY,
@@ -315,3 +316,80 @@ def test_b9_kill9_at_random_points_of_erase(path: Path) -> None:
     for _ in range(10):
         blobs, _ = erase_round(path, no_hook)
         check_after_erase(path, blobs)
+
+
+# ------------------------------------------ forget and pruning scrub the WAL (issue 17, 2)
+def ciphertexts(path: Path, *seqs: int) -> list[bytes]:
+    """A 32-byte window of each row's ciphertext: what the raw-byte scans look for."""
+    with raw_sql(path) as conn:
+        return [
+            bytes(conn.execute("SELECT blob FROM events WHERE seq = ?", (s,)).fetchone()[0])[13:45]
+            for s in seqs
+        ]
+
+
+def test_forget_leaves_no_ciphertext_in_db_wal_or_shm(path: Path) -> None:
+    h = open_store(path, profile=CANARY_PROFILE)
+    for i in range(30):
+        h.record(canary_article() if i in (3, 17) else article(i))
+    gone, kept = ciphertexts(path, 4, 18), ciphertexts(path, 5, 30)
+    assert all(c in raw_bytes(path) for c in gone + kept)
+    assert h.forget(CANARY_ID) == 2
+    data = raw_bytes(path)  # the store is still open: DB, WAL and SHM as they are now
+    assert not [c for c in gone if c in data]
+    assert all(c in data for c in kept)  # the scan does see ciphertexts that remain
+    h.close()
+
+
+@pytest.mark.parametrize("how", ["prune", "record"])
+def test_retention_pruning_leaves_no_ciphertext_in_db_wal_or_shm(path: Path, how: str) -> None:
+    clock = Clock(10_000.0)
+    h = open_store(path, clock=clock, max_age_s=100.0, max_events=40)
+    for i in range(30):
+        h.record(article(i), at=9_950.0 + i)
+    gone = ciphertexts(path, 1, 2, 3)
+    clock.now = 10_053.0  # seqs 1..3 now older than max_age_s
+    if how == "prune":
+        assert h.prune() == 3
+    else:
+        h.record(article(99), at=10_053.0)  # record() applies the limits too
+    assert len(h) == 27 + (how == "record")
+    assert not [c for c in gone if c in raw_bytes(path)]
+    h.close()
+
+
+def test_forget_with_a_reader_holding_a_snapshot_reports_busy(path: Path) -> None:
+    """E3's rule for forget and prune: never success with the bytes left behind."""
+    h = open_store(path, busy_timeout_s=0.2)
+    for i in range(6):
+        h.record(article(i))
+    (gone,) = ciphertexts(path, 3)
+    reader = sqlite3.connect(path, isolation_level=None)
+    reader.execute("BEGIN")
+    reader.execute("SELECT count(*) FROM events").fetchone()  # holds a snapshot
+    with pytest.raises(edgerec.StorageBusyError):
+        h.forget("N2")
+    assert len(h) == 5 and [e.article_id for e in h].count("N2") == 0  # removed already
+    assert gone in raw_bytes(path)  # ... and said so, since its bytes are still there
+    h.record(article(7))  # a write while the reader holds on: no error, still pending
+    reader.execute("COMMIT")
+    reader.close()
+    h.record(article(8))  # the handle's next write finishes the scrub
+    assert gone not in raw_bytes(path)
+    h.close()
+
+
+def test_record_never_fails_for_a_blocked_scrub_and_close_finishes_it(path: Path) -> None:
+    h = open_store(path, max_events=3, busy_timeout_s=0.2)
+    for i in range(3):
+        h.record(article(i))
+    (gone,) = ciphertexts(path, 1)
+    reader = sqlite3.connect(path, isolation_level=None)
+    reader.execute("BEGIN")
+    reader.execute("SELECT count(*) FROM events").fetchone()
+    assert h.record(article(3)) == 4  # seq 1 pruned; the scrub waits for the reader
+    assert gone in raw_bytes(path)
+    reader.execute("COMMIT")
+    h.close()  # another connection is open, so SQLite keeps the WAL: we scrub it
+    assert gone not in raw_bytes(path)
+    reader.close()

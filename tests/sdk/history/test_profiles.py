@@ -1,19 +1,24 @@
 """edgerec.history.profiles: head records (A7: deleted, truncated, replaced rows; a
 tampered head), isolation of profiles (E5), switching (E6), a profile erased by another
-handle."""
+handle, another process or the CLI (issue 17, item 4: ensure_alive)."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from edgerec import (
     ClosedError,
     IntegrityError,
+    ProfileErasedError,
 )
 from tests.support.history import (
     CANARY_PROFILE,
+    KEY,
     article,
     filled,
     open_store,
@@ -111,3 +116,72 @@ def test_profile_erased_and_recreated_by_another_handle(path: Path) -> None:
     h1.close()
     with open_store(path, profile="p") as h:
         assert [e.article_id for e in h] == ["N7"]
+
+
+def test_erase_by_another_handle_is_noticed_by_the_open_one(path: Path) -> None:
+    """Issue 17, item 4: the open handle notices on its next call, drops the profile's
+    keys, and says so with ProfileErasedError (a ClosedError) until switch_profile."""
+    h1 = filled(path, 3, profile="p")
+    h1.ensure_alive()  # alive: no error
+    assert h1._profile is not None and h1._profile.keys
+    profile = h1._profile
+    with open_store(path, profile="other") as h2:
+        assert h2.erase_profile("p")
+    with pytest.raises(ProfileErasedError):
+        h1.ensure_alive()
+    assert h1._profile is None and profile.keys == {} and profile.mac_key == b""
+    for call in (lambda: h1.profile, lambda: h1.recent(1), lambda: len(h1), h1.verify):
+        with pytest.raises(ProfileErasedError):
+            call()
+    assert issubclass(ProfileErasedError, ClosedError)
+    h1.switch_profile("other")  # the handle itself is still open
+    assert h1.profile == "other" and len(h1) == 0
+    h1.close()
+
+
+def test_erase_by_the_cli_in_another_process_is_noticed(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    key_file = tmp_path / "master.key"
+    key_file.write_bytes(KEY)
+    h = filled(home / "history.db", 2, profile="reader")
+    args = ["--home", str(home), "--profile", "reader", "--key-file", str(key_file), "--yes"]
+    done = subprocess.run(
+        [sys.executable, "-m", "edgerec", "history", "erase", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    with pytest.raises(ProfileErasedError):
+        h.recent(5)  # no ensure_alive() needed: every call checks
+    assert h._profile is None
+    h.close()
+
+
+def test_alive_check_is_cheap_when_nobody_else_wrote(
+    path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One PRAGMA data_version per call; the profile lookup only after another
+    connection committed."""
+    h = filled(path, 2)
+    looked: list[int] = []
+    profile = h._profile
+    assert profile is not None
+    real = profile.exists
+
+    def exists(conn: Any) -> bool:
+        looked.append(1)
+        return real(conn)
+
+    monkeypatch.setattr(profile, "exists", exists)  # this handle's profile only
+    h.ensure_alive()
+    h.recent(1)
+    h.record(article(3))
+    assert looked == []  # our own writes and reads do not count
+    with open_store(path, profile="other") as h2:
+        h2.record(article(1))
+    h.ensure_alive()
+    h.ensure_alive()
+    assert looked == [1]
+    h.close()

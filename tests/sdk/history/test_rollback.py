@@ -82,3 +82,55 @@ def test_a9_a_counter_that_fails_is_a_typed_error_and_the_write_stays(path: Path
     before = counter.value
     with open_store(path, counter=counter) as h:  # the next open catches the counter up
         assert len(h) == 2 and counter.value == before + 1
+
+
+def crashed_copy(path: Path, tmp_path: Path, counter: Counter | None, damage: str) -> Path:
+    """A store whose last acknowledged writes are only in its WAL, copied as a crash would
+    leave it (the handle still open), with its WAL then damaged."""
+    h = filled(path, 3, counter=counter)
+    h._db.checkpoint()  # events 1..3 in the database file
+    for i in range(3, 6):
+        h.record(article(i))  # acknowledged; only in the WAL
+    crash = tmp_path / "crash"
+    crash.mkdir()
+    for suffix in ("", "-wal"):
+        shutil.copy(f"{path}{suffix}", f"{crash}/history.db{suffix}")
+    h.close()
+    wal = crash / "history.db-wal"
+    if damage == "lost":
+        wal.unlink()
+    else:
+        data = bytearray(wal.read_bytes())
+        data[32 + 24 + 100 if damage == "first frame" else len(data) - 100] ^= 0x01
+        wal.write_bytes(bytes(data))
+    return crash / "history.db"
+
+
+@pytest.mark.parametrize("damage", ["first frame", "last frame", "lost"])
+def test_wal_damage_without_counter_is_the_documented_limitation(
+    path: Path, tmp_path: Path, damage: str
+) -> None:
+    """Issue 17, item 3: SQLite drops WAL frames from the first bad checksum on, so a
+    damaged (or lost) WAL opens as an older, authentic store: acknowledged events are
+    gone and verify() passes. Without a counter that is indistinguishable from a rollback,
+    and documented as such."""
+    crash = crashed_copy(path, tmp_path, None, damage)
+    with open_store(crash) as h:
+        assert h.verify() == len(h) < 6  # older, and valid
+    docs = Path(__file__).resolve().parents[3] / "docs"
+    sdk = " ".join((docs / "sdk.md").read_text("utf-8").split())
+    security = " ".join((docs / "security.md").read_text("utf-8").split())
+    package = " ".join((edgerec.history.__doc__ or "").split())
+    assert "WAL damage: not detected without a counter." in sdk
+    assert "damage to the `-wal`" in security
+    assert "a damaged or lost WAL opens the same way" in package
+
+
+@pytest.mark.parametrize("damage", ["first frame", "last frame", "lost"])
+def test_wal_damage_with_counter_is_detected(path: Path, tmp_path: Path, damage: str) -> None:
+    counter = Counter()
+    crash = crashed_copy(path, tmp_path, counter, damage)
+    with pytest.raises(RollbackDetectedError):
+        open_store(crash, counter=counter)
+    with pytest.raises(RollbackDetectedError):
+        open_store(crash, counter=counter, read_only=True)

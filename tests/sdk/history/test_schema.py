@@ -25,7 +25,7 @@ def test_migrations_recorded_once(path: Path) -> None:
     with raw_sql(path) as conn:
         rows = conn.execute("SELECT migration_set, name FROM _sqlite_migrations").fetchall()
         mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
-    assert rows == [("edgerec.history", "0001_initial")]
+    assert rows == [("edgerec.history", "0001_initial"), ("edgerec.history", "0002_window")]
     assert mode == "wal"
 
 

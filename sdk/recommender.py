@@ -32,6 +32,7 @@ from .errors import (
     InvalidInputError,
     InvalidTypeError,
     ModelFormatError,
+    ProfileErasedError,
 )
 from .features import parse_time
 from .history import ReadingHistory
@@ -229,6 +230,25 @@ class Recommender:
             raise ClosedError("the Recommender is closed")
         return self._history
 
+    def _live_history(self) -> ReadingHistory:
+        """The history, checked to still hold the active reader's profile (one
+        ``PRAGMA data_version`` per call; a lookup only after another connection wrote).
+
+        Raises:
+            ProfileErasedError: the reader's profile was erased, by this Recommender's
+                history, another handle or another process (``edgerec history erase``):
+                every in-memory trace of the reader (vectors, titles, read ids) is dropped
+                first. ``switch_profile()`` opens another reader.
+            ClosedError: the Recommender is closed.
+        """
+        history = self._open_history()
+        try:
+            history.ensure_alive()
+        except ProfileErasedError:
+            self._ranker.clear_reader()
+            raise
+        return history
+
     def _load_reader(self) -> None:
         events = self._open_history().recent(READ_IDS_WINDOW)  # newest first
         self._ranker.load_reader([e.article() for e in reversed(events)])
@@ -239,7 +259,7 @@ class Recommender:
     def profile(self) -> str:
         """The active reader profile."""
         with self._lock:
-            return self._open_history().profile
+            return self._live_history().profile
 
     @property
     def model_version(self) -> int | None:
@@ -273,10 +293,12 @@ class Recommender:
         Raises:
             InvalidTypeError, InvalidInputError: a bad article, time or dwell (nothing is
                 stored).
+            ProfileErasedError: the reader's profile was erased (here or elsewhere); no
+                trace of the reader is left in memory.
             ClosedError: after :meth:`close`. Storage errors: see ReadingHistory.record.
         """
         with self._lock:
-            history = self._open_history()
+            history = self._live_history()
             read = self._ranker.prepare_read(article)  # a bad article: refused, not stored
             history.record(article, at=at, dwell_s=dwell_s)
             self._ranker.add_read(str(article["id"]), read)
@@ -320,10 +342,13 @@ class Recommender:
         Raises:
             InvalidTypeError, InvalidInputError: a bad candidate (named by index) or
                 argument; nothing is cached from a refused call.
+            ProfileErasedError: the reader's profile was erased (by this Recommender's
+                history, another handle or process): the reader's vectors and titles are
+                dropped before it is raised; ``switch_profile()`` opens another reader.
             ClosedError: after :meth:`close`.
         """
         with self._lock:
-            self._open_history()
+            self._live_history()
             options: dict[str, Any] = {
                 "k": k,
                 "now": self._now(now),

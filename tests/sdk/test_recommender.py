@@ -382,3 +382,41 @@ def test_record_read_takes_the_times_recommend_takes(tmp_path: Path, feed: list)
         assert [(e.article_id, e.at) for e in rec.history.recent(5)] == [
             (feed[0]["id"], edgerec.parse_time(iso))
         ]
+
+
+@pytest.mark.parametrize("by", ["same-handle", "other-handle", "cli-process"])
+def test_erasing_the_open_reader_leaves_no_trace_in_the_recommender(
+    tmp_path: Path, feed: list, by: str
+) -> None:
+    """Issue 17, item 7: after the active reader's profile is erased (through
+    rec.history, another handle, or the edgerec command in another process), the next call
+    raises ProfileErasedError and nothing of the reader is left in memory: no vectors, no
+    titles for "because you read"."""
+    key_file = tmp_path / "key"
+    key_file.write_bytes(KEY)
+    rec = _open(tmp_path, profile="ada")
+    for article in feed[:5]:
+        rec.record_read(article)
+    assert any("because you read" in " ".join(r.reasons) for r in rec.recommend(feed[10:], k=5))
+    if by == "same-handle":
+        rec.history.erase_profile("ada")
+    elif by == "other-handle":
+        with edgerec.ReadingHistory.open(tmp_path / "history.db", key=KEY, profile="bo") as h:
+            assert h.erase_profile("ada")
+    else:
+        done = subprocess.run(
+            [sys.executable, "-m", "edgerec", "history", "erase", "--home", str(tmp_path),
+             "--key-file", str(key_file), "--profile", "ada", "--yes"],
+            capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+    with pytest.raises(edgerec.ProfileErasedError):
+        rec.recommend(feed[10:], k=5)
+    ranker = rec._ranker
+    assert ranker._reads == [] and ranker._user is None and not ranker._read_ids
+    with pytest.raises(edgerec.ProfileErasedError):
+        rec.record_read(feed[6])
+    rec.switch_profile("cy")  # another reader starts from nothing
+    recs = rec.recommend(feed[10:], k=5)
+    assert len(recs) == 5 and not any("because you read" in " ".join(r.reasons) for r in recs)
+    rec.close()

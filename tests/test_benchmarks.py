@@ -64,7 +64,7 @@ def test_bench_history_measures_encrypted_beside_plain_sqlite() -> None:
     assert capped["encrypted_cost_ratio"] == pytest.approx(ratio, rel=0.05)
 
 
-def test_bench_history_large_reports_each_phase_beside_a_small_store() -> None:
+def test_d5_bench_history_large_reports_each_phase_beside_a_small_store() -> None:
     """D5, shrunk (the 5-million-event run is reported in docs/results.md)."""
     result = _run(
         "bench_history_large.py", "--events", "3000", "--baseline-events", "600", "--batch", "1000"
@@ -80,7 +80,7 @@ def test_bench_history_large_reports_each_phase_beside_a_small_store() -> None:
     assert set(result["peak_rss_ratio_large_vs_baseline"]) == phases | {"erase"}
 
 
-def test_bench_nonces_finds_no_repeated_nonce_and_a_respected_key_use_limit() -> None:
+def test_a12_bench_nonces_finds_no_repeated_nonce_and_a_respected_key_use_limit() -> None:
     """A12, shrunk (the 10^6-record run is reported in docs/results.md)."""
     args = ["--records", "3000", "--rotation-records", "3000", "--batch", "250"]
     result = _run("bench_nonces.py", *args, "--key-use-limit", "600", "--max-events", "200")

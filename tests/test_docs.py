@@ -209,3 +209,19 @@ def test_the_walk_through_runs_as_written(tmp_path: Path) -> None:
     assert "N1" not in re.findall(r"^\s*\d+\s+(N\d)\b", out, re.M)  # already read
     assert '"visitor": null' in out and '"profiles": []' in out  # the kiosk's state (erased)
     assert "one model, exported by the chief" in out
+
+
+def test_the_reliability_catalogue_lists_all_50_cases_with_existing_tests() -> None:
+    """docs/reliability.md: every case A1-E7 has a row, and every test it names exists in
+    the file it names (and carries the case id)."""
+    table = _read(DOCS / "reliability.md")
+    rows = dict(re.findall(r"^\| ([A-E]\d+) \| .*? \| (.+) \|$", table, re.M))
+    expected = [f"{letter}{n}" for letter, k in zip("ABCDE", (13, 9, 14, 7, 7), strict=True)
+                for n in range(1, k + 1)]  # fmt: skip
+    assert sorted(rows) == sorted(expected)
+    for case, cell in rows.items():
+        names = re.findall(r"`([\w/.]+)::(\w+)`", cell)
+        assert names, case
+        for path, test in names:
+            assert re.search(rf"^def {test}\(", _read(ROOT / path), re.M), (case, path, test)
+            assert f"_{case.lower()}_" in f"_{test[5:]}", (case, test)

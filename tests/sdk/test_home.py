@@ -18,7 +18,7 @@ from tests.support.updates import (
 )
 
 
-def test_startup_falls_back_from_a_damaged_active_model(v1: Env) -> None:
+def test_b4_startup_falls_back_from_a_damaged_active_model(v1: Env) -> None:
     """B4: the active bundle no longer matches its manifest (a lost write, a bad sector)."""
     v1.publish(2)
     v1.install(validator=accept)
@@ -31,7 +31,7 @@ def test_startup_falls_back_from_a_damaged_active_model(v1: Env) -> None:
         updates.verified_active_model(v1.home)
 
 
-def test_startup_recovers_from_an_unreadable_pointer(v1: Env) -> None:
+def test_b4_startup_recovers_from_an_unreadable_pointer(v1: Env) -> None:
     """B4: active.json itself damaged: the newest installed bundle that verifies."""
     v1.publish(2)
     v1.install(validator=accept)

@@ -80,7 +80,7 @@ def test_no_trusted_root_is_an_error(env: Env) -> None:
         updates.check_for_update(env.home, env.server.url)
 
 
-def test_disk_full_while_staging(v1: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_b6_disk_full_while_staging(v1: Env, monkeypatch: pytest.MonkeyPatch) -> None:
     """B6 (simulated: fsync of a staged file fails with ENOSPC), then a retry succeeds."""
     v1.publish(2)
 
@@ -99,14 +99,14 @@ def _edit_json(path: Path, edit: Callable[[dict[str, Any]], None]) -> None:
     path.write_text(json.dumps(data))
 
 
-def test_unsigned_metadata(v1: Env) -> None:
+def test_c1_unsigned_metadata(v1: Env) -> None:
     """C1."""
     v1.publish(2)
     _edit_json(v1.repo / "metadata" / "timestamp.json", lambda d: d.update(signatures=[]))
     assert not isinstance(v1.rejected(SignatureError), UntrustedKeyError)
 
 
-def test_untrusted_key(v1: Env) -> None:
+def test_c2_untrusted_key(v1: Env) -> None:
     """C2: validly signed, by a key the device does not trust."""
     v1.publish(2)
     path = v1.repo / "metadata" / "timestamp.json"
@@ -116,7 +116,7 @@ def test_untrusted_key(v1: Env) -> None:
     v1.rejected(UntrustedKeyError)
 
 
-def test_threshold_two_of_three(tmp_path: Path, keys: Path) -> None:
+def test_c3_threshold_two_of_three(tmp_path: Path, keys: Path) -> None:
     """C3: one signature, or one key's signature twice (a duplicated keyid): each counts once."""
     keys3 = tmp_path / "keys3"
     keys3.mkdir()
@@ -142,7 +142,7 @@ def test_threshold_two_of_three(tmp_path: Path, keys: Path) -> None:
         srv.close()
 
 
-def test_metadata_rollback(v1: Env) -> None:
+def test_c4_metadata_rollback(v1: Env) -> None:
     """C4 (TUF): the repository is replaced by an older, validly signed copy."""
     old = v1.tmp / "old-metadata"
     shutil.copytree(v1.repo / "metadata", old)
@@ -153,7 +153,7 @@ def test_metadata_rollback(v1: Env) -> None:
     v1.rejected(VersionRollbackError)
 
 
-def test_model_version_rollback_and_same_version_other_model(v1: Env) -> None:
+def test_c4_model_version_rollback_and_same_version_other_model(v1: Env) -> None:
     """C4 (SDK): a signed release announcing an older model, or another model as model 2."""
     v1.publish(2)
     v1.install(validator=accept)
@@ -169,7 +169,7 @@ def test_model_version_rollback_and_same_version_other_model(v1: Env) -> None:
     v1.rejected(VersionRollbackError)
 
 
-def test_expired_metadata_freeze(v1: Env) -> None:
+def test_c5_expired_metadata_freeze(v1: Env) -> None:
     """C5: a validly signed timestamp that has expired (signing time injected); the
     staleness is visible through update_status."""
     now = datetime.now(UTC)
@@ -183,7 +183,7 @@ def test_expired_metadata_freeze(v1: Env) -> None:
     assert updates.update_status(v1.tmp / "fresh-home").stale
 
 
-def test_root_key_rotation(v1: Env) -> None:
+def test_c6_root_key_rotation(v1: Env) -> None:
     """C6: root N+1 signed by old and new keys is followed; N+2 by the new key only is not."""
     new = v1.tmp / "new-keys"
     publish.keygen(new, ["root"])
@@ -208,7 +208,7 @@ def _target_file(repo: Path, version: int, name: str) -> Path:
     return next((repo / "targets" / "bundles" / str(version)).glob(f"*.{name}"))
 
 
-def test_mix_and_match(v1: Env) -> None:
+def test_c7_mix_and_match(v1: Env) -> None:
     """C7: a file swapped after signing; a signed manifest paired with another model."""
     v1.publish(2)
     target = _target_file(v1.repo, 2, MODEL_FILE)
@@ -225,7 +225,7 @@ def test_mix_and_match(v1: Env) -> None:
     v1.rejected(ManifestMismatchError, validator=accept)
 
 
-def test_incompatible_feature_spec_and_signature(v1: Env) -> None:
+def test_c11_incompatible_feature_spec_and_signature(v1: Env) -> None:
     """C11: a FeatureSpec this SDK cannot reproduce; a manifest signature the model lacks."""
     spec = json.loads((FIXTURE / MANIFEST_FILE).read_text())["feature_spec"]
     spec["tokenizer"]["split"] = "whitespace-v9"
@@ -265,7 +265,7 @@ DEEP = "[" * 100 + "]" * 100
     ],
     ids=["duplicate-key", "nan", "1e400", "deep-nesting", "dotdot", "absolute"],
 )
-def test_hostile_manifest(v1: Env, edit: Callable[[str], str]) -> None:
+def test_c14_hostile_manifest(v1: Env, edit: Callable[[str], str]) -> None:
     """C14: signed but not strict JSON / not an allowed file name; nothing written outside."""
     folder = make_bundle(v1.tmp, 2)
     text = json.dumps(json.loads((folder / MANIFEST_FILE).read_text()))
@@ -276,7 +276,7 @@ def test_hostile_manifest(v1: Env, edit: Callable[[str], str]) -> None:
     assert not (v1.tmp / "evil").exists()
 
 
-def test_non_utf8_manifest(v1: Env) -> None:
+def test_c14_non_utf8_manifest(v1: Env) -> None:
     """C14: signed bytes that are not UTF-8 (the publisher cannot even read them)."""
     text = (
         (FIXTURE / MANIFEST_FILE).read_bytes().replace(b'"model_version": 1', b'"model_version": 2')
@@ -302,7 +302,7 @@ STEPS = [
 
 
 @pytest.mark.parametrize("step", STEPS)
-def test_sigkill_at_each_install_step(v1: Env, step: str) -> None:
+def test_b3_sigkill_at_each_install_step(v1: Env, step: str) -> None:
     """B3: a forked installer SIGKILLs itself at ``step``; after restart the active model is
     the complete old one or the complete new one, and no temp file is left."""
     v1.publish(2)

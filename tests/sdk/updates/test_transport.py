@@ -53,14 +53,14 @@ def _serve_model(mode: str) -> Callable[[Handler], bool]:
 
 
 @pytest.mark.parametrize("mode", ["oversized", "endless"])
-def test_download_over_the_signed_length(v1: Env, mode: str) -> None:
+def test_c8_download_over_the_signed_length(v1: Env, mode: str) -> None:
     """C8: aborted at length + 1 bytes."""
     v1.publish(2)
     v1.server.hostile(_serve_model(mode))
     v1.rejected(DownloadTooLargeError)
 
 
-def test_signed_length_over_the_sdk_cap(v1: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_c8_signed_length_over_the_sdk_cap(v1: Env, monkeypatch: pytest.MonkeyPatch) -> None:
     """C8: a model or a manifest whose signed length is over the SDK's cap: refused before
     downloading."""
     v1.publish(2)
@@ -85,7 +85,7 @@ def test_server_down_or_missing_files(v1: Env) -> None:
 
 
 @pytest.mark.parametrize("mode", ["slow", "stall"])
-def test_slow_retrieval_hits_the_deadline(v1: Env, mode: str) -> None:
+def test_c9_slow_retrieval_hits_the_deadline(v1: Env, mode: str) -> None:
     """C9: one byte every 0.2 s, or a stalled connection; typed error within the deadline."""
     v1.publish(2)
     v1.server.hostile(_serve_model(mode))
@@ -109,7 +109,7 @@ def _trickle_headers(h: Handler) -> bool:
     return True
 
 
-def test_header_slow_loris_ends_within_the_deadline(v1: Env) -> None:
+def test_c9_header_slow_loris_ends_within_the_deadline(v1: Env) -> None:
     """Issue 17, item 11: the deadline also covers the status line and the headers; the
     whole check ends within the deadline plus a second, as a typed UpdateTimeoutError."""
     v1.publish(2)

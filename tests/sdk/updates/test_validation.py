@@ -50,7 +50,7 @@ def _flip(data: bytes, at: int) -> bytes:
         ("bit-flips", _flip(_flip(MODEL, len(MODEL) // 3), len(MODEL) // 2), UpdateRejectedError),
     ],
 )
-def test_malformed_model_is_never_activated(
+def test_c10_malformed_model_is_never_activated(
     v1: Env, name: str, model: bytes, errors: type[Exception]
 ) -> None:
     """C10: signed, matching its manifest, and malformed; the host survives."""
@@ -58,7 +58,7 @@ def test_malformed_model_is_never_activated(
     v1.rejected(errors)
 
 
-def test_random_mutations_never_escape_the_child(tmp_path: Path) -> None:
+def test_c10_random_mutations_never_escape_the_child(tmp_path: Path) -> None:
     """C10 fuzz (seeded, small): 16 random byte changes per model; the child either passes
     it (a weight changed within the golden tolerance) or the host gets a typed rejection."""
     import random
@@ -79,7 +79,7 @@ def test_random_mutations_never_escape_the_child(tmp_path: Path) -> None:
     assert outcomes - {"passed"}, "no mutation was caught: the test proves nothing"
 
 
-def test_a_crashing_validation_child_is_a_format_error(tmp_path: Path) -> None:
+def test_c10_a_crashing_validation_child_is_a_format_error(tmp_path: Path) -> None:
     """C10: a child killed by SIGSEGV, or running past its wall clock."""
     crash = [sys.executable, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGSEGV)"]
     with pytest.raises(ModelFormatError, match="SIGSEGV"):
@@ -113,7 +113,7 @@ def _with_op_code(model: bytes, code: int) -> bytes:
     return bytes(out)
 
 
-def test_op_allow_list() -> None:
+def test_c13_op_allow_list() -> None:
     """C13 on crafted op lists (the fixture has built-ins only)."""
     assert all(code != 32 and custom is None for code, custom in operator_codes(MODEL))
     check_ops(operator_codes(MODEL))
@@ -128,7 +128,7 @@ def test_op_allow_list() -> None:
         assert info.value.kind == "incompatible"
 
 
-def test_custom_op_model_is_rejected(v1: Env) -> None:
+def test_c13_custom_op_model_is_rejected(v1: Env) -> None:
     """C13: the fixture with its first op turned into CUSTOM, end to end."""
     model = _with_op_code(MODEL, 32)
     assert operator_codes(model)[0][0] == 32
@@ -136,7 +136,7 @@ def test_custom_op_model_is_rejected(v1: Env) -> None:
     v1.rejected(IncompatibleModelError)
 
 
-def test_golden_mismatch_and_latency_budget(v1: Env) -> None:
+def test_c12_golden_mismatch_and_latency_budget(v1: Env) -> None:
     """C12: expected scores off by 1; a latency budget no model meets."""
     golden = json.loads((FIXTURE / MANIFEST_FILE).read_text())["golden"]
     golden[0]["scores"] = [s + 1.0 for s in golden[0]["scores"]]

@@ -56,6 +56,7 @@ __all__ = [
 ]
 
 _strategy: dict[str, Any] = {}
+STEPS_PER_CALL = 8
 M = TypeVar("M")
 
 Scorer = Callable[[npt.NDArray[np.int32], npt.NDArray[np.int32]], npt.NDArray[np.float32]]
@@ -273,6 +274,12 @@ def fit_streamed(
         bucket=model.length_buckets,
     )
     per_epoch = train.steps_per_epoch(cfg.batch_size, cfg.max_examples)
+    # Several steps per call of the training function: Keras's per-step Python work
+    # (callbacks, logs) and the call itself are paid once per STEPS_PER_CALL (measured on
+    # MIND: the student 2,770 -> 2,942 examples/s, the teacher 2,901 -> 3,092). Not across
+    # workers: tf-keras 2.21 fails the cross-worker gradient reduction inside the loop
+    # that runs the steps (InvalidArgumentError at CollectiveGatherV2).
+    many = not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
     with strategy.scope():  # the optimizer's slots mirror the variables
         model.compile(
             optimizer=keras.optimizers.AdamW(
@@ -280,7 +287,8 @@ def fit_streamed(
                     cfg.learning_rate, per_epoch * cfg.epochs, cfg.warmup_fraction
                 ),
                 weight_decay=cfg.weight_decay,
-            )
+            ),
+            steps_per_execution=min(STEPS_PER_CALL, per_epoch) if many else 1,
         )
         # build the weights, so that the untrained start can be measured (and kept)
         model({"history": validation.history[:1], "candidates": validation.candidates[:1]})
@@ -395,8 +403,10 @@ class FitReport:
 
 class Throughput(_Callback):  # type: ignore[misc]
     """Training examples per second, steady state: the wall time from the end of each
-    epoch's first step (tracing and the first batch left out) to the end of its last,
-    before any epoch-end work (validation) runs. ``examples`` counts the timed steps."""
+    epoch's first call of the training function (tracing and the first steps left out)
+    to the end of its last, before any epoch-end work (validation) runs. With
+    ``steps_per_execution`` a call runs several steps: ``batch`` is the last one's index.
+    ``examples`` counts the timed steps."""
 
     def __init__(self, batch_size: int) -> None:
         super().__init__()
@@ -404,18 +414,17 @@ class Throughput(_Callback):  # type: ignore[misc]
         self.examples = 0
         self.seconds = 0.0
         self._start: float | None = None
-        self._steps = 0
+        self._first = self._last = 0
 
     def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         if self._start is None:
-            self._start, self._steps = time.perf_counter(), 0
-        else:
-            self._steps += 1
+            self._start, self._first = time.perf_counter(), batch
+        self._last = batch
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         if self._start is not None:
             self.seconds += time.perf_counter() - self._start
-            self.examples += self._steps * self.batch_size
+            self.examples += (self._last - self._first) * self.batch_size
         self._start = None
 
     @property

@@ -3,7 +3,7 @@
     python benchmarks/bench_pipeline.py [--data ../shared/data/mind] [--cache DIR]
                                         [--set key=value ...]
     python benchmarks/bench_pipeline.py --scale [--sizes 5000,50000,500000]
-                                        [--work DIR] [--set key=value ...]
+                                        [--work DIR] [--plot FILE.png] [--set key=value ...]
 
 Without ``--scale``: ``edgerec-train pipeline --config default`` on the MIND subset in a
 child process (DESIGN.md section 7: the default MIND pipeline in at most 10 minutes on the
@@ -20,6 +20,8 @@ every stage's wall seconds, the examples of an epoch, each model's training exam
 and the peak resident memory of the run; then a least-squares line of wall time against
 examples and the projection for a log of 2.2M impressions (MIND-large's size). The logs
 are cached in ``--work``; reports stay there too (synthetic: nothing to protect).
+``--plot`` draws the curve (wall seconds and peak memory against examples) as a PNG
+(matplotlib, from the trainer extra).
 """
 
 from __future__ import annotations
@@ -152,6 +154,7 @@ def scale(args: argparse.Namespace) -> dict[str, Any]:
                 "examples_per_epoch": sum(examples["sizes"]),
                 "shards": len(examples["shards"]),
                 "stages_s": report["timings_s"],
+                "stages_peak_rss_mb": report.get("peak_rss_mb", {}),
                 "training_examples_per_s": {
                     name: fit["examples_per_s"] for name, fit in report["training"].items()
                 },
@@ -189,6 +192,48 @@ def scale(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def plot(result: dict[str, Any], path: Path) -> None:
+    """The scaling curve as a PNG: wall seconds per stage and peak RSS against the
+    examples of an epoch, with the fitted line and the MIND-large projection."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    points = result["points"]
+    xs = [p["examples_per_epoch"] for p in points]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    left.plot(xs, [p["pipeline_wall_s"] for p in points], "o-", label="whole pipeline")
+    for stage in ("teacher", "student_float", "export", "examples"):
+        left.plot(xs, [p["stages_s"].get(stage, 0.0) for p in points], ".--", label=stage)
+    projection = result["projection_mind_large"]
+    fit = result["fit"]
+    line_x = [min(xs), projection["examples_per_epoch"]]
+    left.plot(
+        line_x,
+        [fit["fixed_seconds"] + fit["seconds_per_example"] * x for x in line_x],
+        ":",
+        color="grey",
+        label="least-squares line (projection)",
+    )
+    left.plot([projection["examples_per_epoch"]], [projection["one_epoch_each_wall_s"]], "x")
+    left.set(xscale="log", yscale="log", xlabel="training examples an epoch", ylabel="seconds")
+    left.set_title("wall time, one epoch each (SYNTHETIC logs)", fontsize=10)
+    left.legend(fontsize=7)
+    right.plot(xs, [p["peak_rss_mb"] for p in points], "o-")
+    right.axhline(2048, color="red", linestyle=":", label="2 GB target")
+    right.set(xscale="log", xlabel="training examples an epoch", ylabel="peak RSS (MB)")
+    right.set_ylim(0, 2300)
+    right.set_title("peak resident memory of the run", fontsize=10)
+    right.legend(fontsize=7)
+    for ax, key in ((left, "pipeline_wall_s"), (right, "peak_rss_mb")):
+        for p in points:
+            ax.annotate(f"{p['impressions']:,} imp.", (p["examples_per_epoch"], p[key]), fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
@@ -202,8 +247,12 @@ def main() -> None:
         help="impressions per synthetic log (--scale)",
     )
     parser.add_argument("--work", type=Path, default=None, help="where the logs and runs go")
+    parser.add_argument("--plot", type=Path, default=None, help="the curve as a PNG (--scale)")
     args = parser.parse_args()
-    print(json.dumps(scale(args) if args.scale else mind(args), indent=2))
+    result = scale(args) if args.scale else mind(args)
+    if args.plot is not None and args.scale:
+        plot(result, args.plot)
+    print(json.dumps(result, indent=2))
 
 
 if __name__ == "__main__":

@@ -137,7 +137,7 @@ def test_bench_pipeline_scale_reports_every_stage_per_size(tmp_path: Path) -> No
     training throughput, the peak memory, and the fitted line with its projection."""
     result = _run(
         "bench_pipeline.py", "--scale", "--sizes", "400,1200", "--work", str(tmp_path),
-        *SMALL_MODELS,
+        "--plot", str(tmp_path / "curve.png"), *SMALL_MODELS,
     )  # fmt: skip
     small, large = result["points"]
     assert (small["impressions"], large["impressions"]) == (400, 1200)
@@ -149,6 +149,9 @@ def test_bench_pipeline_scale_reports_every_stage_per_size(tmp_path: Path) -> No
         assert point["training_examples_per_s"]["teacher"] > 0
         assert point["training_examples_per_s"]["student_float"] > 0
         assert 0 < point["peak_rss_mb"] < 4096
+        stages_rss = point["stages_peak_rss_mb"]
+        assert set(stages_rss) == set(point["stages_s"])
+        assert 0 < stages_rss["prepare"] <= stages_rss["export"] <= point["peak_rss_mb"] + 1
     projection = result["projection_mind_large"]
     # at these toy sizes the fixed costs dominate and the fitted slope is noise: only the
     # structure is checked (the real curve is in docs/trainer.md)
@@ -156,3 +159,4 @@ def test_bench_pipeline_scale_reports_every_stage_per_size(tmp_path: Path) -> No
     assert isinstance(projection["one_epoch_each_wall_s"], int)
     assert projection["examples_per_epoch"] > large["examples_per_epoch"]
     assert "SYNTHETIC" in (tmp_path / "synthetic-400" / "README.md").read_text()
+    assert (tmp_path / "curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

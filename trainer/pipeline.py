@@ -16,8 +16,10 @@
 
 Outputs in ``--out``: ``report.*``, ``teacher/`` (``teacher_no_minilm/``),
 ``variants/<quantization>/``, ``student/``, ``bundle/``, ``examples/``. ``report.json``'s
-``timings_s`` has each step's seconds and ``training`` each trained model's steady-state
-examples per second and validation AUC per epoch. :func:`evaluate` is
+``timings_s`` has each step's seconds, ``peak_rss_mb`` the process's peak resident memory
+at the end of each step (a high-water mark: the step that raised it is the first whose
+figure is higher) and ``training`` each trained model's steady-state examples per second
+and validation AUC per epoch. :func:`evaluate` is
 ``edgerec-train evaluate``: prepare, baselines, report.
 
 The steps share a :class:`Run` (config, output folder, report rows, timings) and the
@@ -28,6 +30,7 @@ the steps that need them: ``evaluate`` never starts TensorFlow.
 from __future__ import annotations
 
 import json
+import resource
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -81,14 +84,17 @@ class Run:
     cache: Path
     rows: dict[str, dict[str, Any]] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+    peak_rss_mb: dict[str, float] = field(default_factory=dict)  # high-water mark per step
     fits: dict[str, dict[str, Any]] = field(default_factory=dict)  # per trained model
 
     @contextmanager
     def timed(self, step: str) -> Iterator[None]:
-        """Record the seconds the block takes as ``timings[step]`` (when it succeeds)."""
+        """Record the seconds the block takes as ``timings[step]`` and the process's peak
+        resident memory at its end as ``peak_rss_mb[step]`` (when it succeeds)."""
         start = time.perf_counter()
         yield
         self.timings[step] = time.perf_counter() - start
+        self.peak_rss_mb[step] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
     def log_row(self, name: str) -> None:
         row = self.rows[name]
@@ -177,7 +183,12 @@ def run_worker(state: Run, me: cluster.Role, shared: Path) -> Path:
     train_students(state, students, teacher, None)
     state.out.mkdir(parents=True, exist_ok=True)
     path = state.out / "worker.json"
-    summary = {"worker": me.index, "timings_s": state.timings, "training": state.fits}
+    summary = {
+        "worker": me.index,
+        "timings_s": state.timings,
+        "peak_rss_mb": state.peak_rss_mb,
+        "training": state.fits,
+    }
     atomic_write(path, (json.dumps(summary, indent=1) + "\n").encode())
     log(f"worker {me.index}: trained; the chief evaluates, exports and reports")
     return path
@@ -618,7 +629,11 @@ def report(state: Run, data: Data, exported: dict[str, Any]) -> Path:
         models=state.rows,
         notes=notes,
         timings=state.timings,
-        extra={"export": exported, "training": state.fits},
+        extra={
+            "export": exported,
+            "training": state.fits,
+            "peak_rss_mb": {k: round(v) for k, v in state.peak_rss_mb.items()},
+        },
     )
     log(f"wrote {path} and {path.with_suffix('.md')}")
     return path

@@ -68,7 +68,7 @@ def distillation_loss(
 def teacher_scorer(teacher: Teacher, history_len: int) -> TeacherScores:
     """Teacher scores for student batches: the article table encoded once (the teacher is
     frozen), the student's longer history cut to the teacher's newest ``history_len``."""
-    articles = tf.constant(teacher.encode_articles(training=False))  # (A, D)
+    articles = tf.constant(teacher.encode_table())  # (A, D)
 
     def scores(history: tf.Tensor, candidates: tf.Tensor) -> tf.Tensor:
         return tf.stop_gradient(

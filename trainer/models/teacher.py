@@ -128,6 +128,19 @@ class Teacher(RankingModel):
         mixed = self.mix(self.drop(tf.concat(parts, -1), training=training))  # (A, D)
         return self.article_norm(mixed)  # (A, D)
 
+    def encode_table(self, chunk: int = 4096) -> tf.Tensor:
+        """Every article of the table, (A, D), encoded ``chunk`` rows at a time (inference):
+        one call over a 50,000-article table held its (A, T, D) title activations at once,
+        about 0.5 GB of the trainer's peak memory on a 500k-impression log."""
+        count = int(self.title.shape[0])
+        return tf.concat(
+            [
+                self.encode_articles(False, tf.range(start, min(start + chunk, count)))
+                for start in range(0, count, chunk)
+            ],
+            0,
+        )  # (A, D)
+
     def encode_users(
         self, articles: tf.Tensor, history: tf.Tensor, training: bool = False
     ) -> tf.Tensor:
@@ -237,7 +250,7 @@ def score(
     batch: int = 512,
 ) -> npt.NDArray[np.float32]:
     """(N, C) scores for padded candidate lists (callers ignore the padded columns)."""
-    articles = model.encode_articles(training=False)
+    articles = model.encode_table()
     out = []
     for start in range(0, len(history), batch):
         h = tf.constant(history[start : start + batch])

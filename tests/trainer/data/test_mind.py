@@ -4,11 +4,19 @@ present) the real MIND subset in ../shared/data/mind."""
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from edgerec.trainer.data.mind import ReadReport, coverage, iter_impressions, read_news
+from edgerec.trainer.data.mind import (
+    TIME_FORMAT,
+    ReadReport,
+    _parse_time,
+    coverage,
+    iter_impressions,
+    read_news,
+)
 from tests.support.mind import mind_dir
 
 
@@ -40,6 +48,60 @@ def test_behaviors_cleaning_counts_every_skip(tmp_path: Path) -> None:
         "no candidates": 1,
     }
     assert "8 rows, 2 kept" in report.summary()
+
+
+TIMES = [
+    "11/12/2019 2:14:46 PM",
+    "11/12/2019 12:00:00 AM",  # midnight
+    "11/12/2019 12:30:05 PM",  # half past noon
+    "1/2/2019 01:02:03 AM",
+    "02/29/2020 11:59:59 PM",
+    "02/29/2019 1:00:00 PM",  # no such day
+    "13/45/2019 2:14:46 PM",
+    "11/12/2019 0:14:46 PM",  # %I has no hour 0
+    "11/12/2019 13:14:46 PM",
+    "11/12/2019 2:14:60 PM",
+    "11/12/2019 2:14:46 pm",  # strptime's %p ignores case: the slow path decides
+    "11/12/19 2:14:46 PM",
+    "11/12/2019 2:14:46",
+    "11/12/2019  2:14:46 PM",
+    "\u0661\u0661/12/2019 2:14:46 PM",  # Arabic-Indic digits
+    "+1/12/2019 2:14:46 PM",
+    "11/12/2019 2:14:46 PM ",
+    "",
+]
+
+
+@pytest.mark.parametrize("text", TIMES)
+def test_the_time_fast_path_agrees_with_strptime(text: str) -> None:
+    """A MIND time is read by hand when it has the usual shape: the result, or the
+    ValueError, is what strptime gives for every input."""
+    try:
+        expected: datetime | type[ValueError] = datetime.strptime(text, TIME_FORMAT)
+        expected = expected.replace(tzinfo=UTC)
+    except ValueError:
+        expected = ValueError
+    try:
+        got: datetime | type[ValueError] = _parse_time(text)
+    except ValueError:
+        got = ValueError
+    assert got == expected
+
+
+def test_a_repeated_impression_is_the_same_reader_time_and_candidates(tmp_path: Path) -> None:
+    """Repeats are found by a digest of (reader, parsed time, candidates): the same time
+    written with a leading zero is a repeat, another reader or candidate list is not."""
+    path = tmp_path / "behaviors.tsv"
+    path.write_text(
+        "1\tU1\t11/12/2019 2:14:46 PM\tN1\tN3-1 N4-0\n"
+        "2\tU1\t11/12/2019 02:14:46 PM\tN1\tN3-1 N4-0\n"  # same time, other spelling
+        "3\tU2\t11/12/2019 2:14:46 PM\tN1\tN3-1 N4-0\n"  # another reader
+        "4\tU1\t11/12/2019 2:14:46 PM\tN1\tN3-1 N5-0\n",  # other candidates
+        encoding="utf-8",
+    )
+    report = ReadReport("behaviors")
+    assert [r.impression_id for r in iter_impressions(path, report)] == [1, 3, 4]
+    assert report.skipped == {"repeated impression": 1}
 
 
 def test_news_reading(tmp_path: Path) -> None:

@@ -55,3 +55,15 @@ def test_scores_cover_padded_candidate_lists() -> None:
     candidates = np.array([[6, 7, 8, 0], [9, 10, 0, 0]], np.int32)  # (N, Cmax), 0 = padding
     out = score(model, history, candidates, batch=1)
     assert out.shape == (2, 4) and np.isfinite(out).all()
+
+
+@pytest.mark.parametrize("chunk", [7, 40, 4096])
+def test_the_table_encoded_in_chunks_is_the_whole_table(chunk: int) -> None:
+    """Issue 16 (memory): ``encode_table`` encodes the article table a chunk of rows at a
+    time and gives what one call over every row gives."""
+    vectors = np.random.default_rng(2).normal(size=(ARTICLES, 384)).astype(np.float32)
+    model = _teacher(2, vectors)
+    whole = model.encode_articles(training=False).numpy()
+    chunked = model.encode_table(chunk).numpy()
+    assert chunked.shape == whole.shape == (ARTICLES, CFG.dim)
+    np.testing.assert_allclose(chunked, whole, rtol=1e-5, atol=1e-6)

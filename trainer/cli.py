@@ -32,7 +32,7 @@ DEFAULT_CACHE = Path.home() / ".cache" / "edgerec"
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from .pipeline import evaluate
+    from .evaluation.baseline_report import evaluate
 
     evaluate(
         args.data,

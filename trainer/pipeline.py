@@ -19,8 +19,10 @@ Outputs in ``--out``: ``report.*``, ``teacher/`` (``teacher_no_minilm/``),
 ``timings_s`` has each step's seconds, ``peak_rss_mb`` the process's peak resident memory
 at the end of each step (a high-water mark: the step that raised it is the first whose
 figure is higher) and ``training`` each trained model's steady-state examples per second
-and validation AUC per epoch. :func:`evaluate` is
-``edgerec-train evaluate``: prepare, baselines, report.
+and validation AUC per epoch; ``comparison`` each model's AUC by history-category group
+and its paired difference against ``minilm`` (:mod:`.evaluation.comparison`).
+``edgerec-train evaluate`` (the baselines alone) is
+:func:`.evaluation.baseline_report.evaluate`.
 
 The steps share a :class:`Run` (config, output folder, report rows, timings) and the
 :class:`Prepared` data. Models and export import TensorFlow, so they are imported inside
@@ -32,7 +34,7 @@ from __future__ import annotations
 import json
 import resource
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,8 +58,9 @@ from .data.training_examples import (
     training_set,
     unpad,
 )
-from .errors import ConfigError, DataError
+from .errors import DataError
 from .evaluation.baselines import score_baselines
+from .evaluation.comparison import compare
 from .evaluation.report import summarize, write_report
 from .experiments import feed_vectors, teacher_ablation
 from .progress import log
@@ -68,7 +71,7 @@ if TYPE_CHECKING:
     from .models.student import Student
     from .models.teacher import Teacher
 
-__all__ = ["Prepared", "Run", "evaluate", "run"]
+__all__ = ["Prepared", "Run", "run"]
 
 IntArray = npt.NDArray[np.int32]
 FloatArray = npt.NDArray[np.float32]
@@ -86,6 +89,8 @@ class Run:
     timings: dict[str, float] = field(default_factory=dict)
     peak_rss_mb: dict[str, float] = field(default_factory=dict)  # high-water mark per step
     fits: dict[str, dict[str, Any]] = field(default_factory=dict)  # per trained model
+    # each row's per-impression scores, aligned with the evaluation impressions
+    scores: dict[str, list[Any]] = field(default_factory=dict)
 
     @contextmanager
     def timed(self, step: str) -> Iterator[None]:
@@ -144,14 +149,17 @@ def run(cfg: Config, *, data_dir: Path, out: Path, cache: Path, eval_fraction: f
     log(f"config {cfg.name}: {cfg.teacher}")
     me = cluster.role(cfg)
     shared = cluster.shared(cfg, out)  # before TensorFlow starts: a missing shared_dir
-    start_distribution(cfg)
+    if cfg.distribute != "none":  # before anything starts TensorFlow
+        from .models.training import start_distribution
+
+        start_distribution(cfg)
     state = Run(cfg, out, cache)
     if not me.chief:
         return run_worker(state, me, shared)
     with state.timed("prepare"):
         prepared = prepare(data_dir, eval_fraction, cfg, cache)
     with state.timed("baselines"):
-        state.rows.update(baselines(prepared, cfg, cache))
+        state.rows.update(baselines(prepared, cfg, cache, state.scores))
     with state.timed("examples"):
         examples = prepare_examples(state, prepared, cluster.examples_folder(cfg, out))
         teachers = teacher_inputs(state, prepared, examples)
@@ -205,49 +213,6 @@ def _worker_set(
     return TrainingSet(spec, features, examples, length, negatives, validation, *empty)
 
 
-def evaluate(
-    data_dir: Path,
-    out: Path,
-    *,
-    eval_fraction: float,
-    cache: Path,
-    names: Sequence[str] | None,
-    bootstrap: int,
-    seed: int,
-) -> Path:
-    """``edgerec-train evaluate``: the baselines on the evaluation impressions, as a report.
-
-    Raises:
-        DataError: the data folder is unusable.
-        EmbeddingsUnavailable: ``minilm`` asked for without the ``[embed]`` extra.
-    """
-    data = load(data_dir, eval_fraction)
-    rows = score_baselines(data, names=names, bootstrap=bootstrap, seed=seed, cache=cache)
-    path = write_report(
-        out, eval_file=data.eval_file, n_impressions=len(data.evaluation), models=rows
-    )
-    log(f"wrote {path} and {path.with_suffix('.md')}")
-    return path
-
-
-def start_distribution(cfg: Config) -> None:
-    """Make the configured ``tf.distribute`` strategy before anything starts TensorFlow
-    (``cpu_replicas`` splits the CPU into logical devices, allowed only before that).
-    With ``distribute = none`` nothing happens: TensorFlow starts with the teacher."""
-    if cfg.distribute == "none":
-        return
-    from .models.training import distribution
-
-    try:
-        strategy = distribution(cfg.distribute, cfg.cpu_replicas)
-    except (RuntimeError, ValueError) as exc:
-        raise ConfigError(f"distribute={cfg.distribute}: {exc}") from None
-    log(
-        f"distribute={cfg.distribute}: {strategy.num_replicas_in_sync} replicas in sync; "
-        f"global batch {cfg.teacher.batch_size} (teacher), {cfg.student.batch_size} (students)"
-    )
-
-
 def prepare(data_dir: Path, eval_fraction: float, cfg: Config, cache: Path) -> Prepared:
     """Step 1: load and clean the data, featurize the article table with the default spec,
     and encode the MiniLM vectors once (the baseline and the teacher share them) when
@@ -260,8 +225,11 @@ def prepare(data_dir: Path, eval_fraction: float, cfg: Config, cache: Path) -> P
     return Prepared(data, table, spec, features, minilm)
 
 
-def baselines(prepared: Prepared, cfg: Config, cache: Path) -> dict[str, dict[str, Any]]:
-    """Step 2: the baseline rows (:func:`~.evaluation.baselines.score_baselines`)."""
+def baselines(
+    prepared: Prepared, cfg: Config, cache: Path, scores: dict[str, list[Any]] | None = None
+) -> dict[str, dict[str, Any]]:
+    """Step 2: the baseline rows (:func:`~.evaluation.baselines.score_baselines`), their
+    per-impression scores into ``scores``."""
     return score_baselines(
         prepared.data,
         names=None,
@@ -270,6 +238,7 @@ def baselines(prepared: Prepared, cfg: Config, cache: Path) -> dict[str, dict[st
         cache=cache,
         minilm=cfg.minilm,
         minilm_vectors=prepared.minilm,
+        scores=scores,
     )
 
 
@@ -383,9 +352,10 @@ def _fit_teacher(
     state.fits[name] = fit.as_dict()
     if data is not None:
         scores = score(model, inputs.hist, inputs.cands)  # (N, Cmax): drop padded columns
+        state.scores[name] = unpad(scores, data.evaluation)
         state.rows[name] = summarize(
             data.evaluation,
-            unpad(scores, data.evaluation),
+            state.scores[name],
             n_bootstrap=state.cfg.bootstrap,
             seed=state.cfg.seed,
         )
@@ -438,6 +408,7 @@ def _fit_student(
     scores = unpad(
         score_indices(student, inputs.features, inputs.hist, inputs.cands), data.evaluation
     )
+    state.scores[name] = scores
     state.rows[name] = summarize(
         data.evaluation, scores, n_bootstrap=state.cfg.bootstrap, seed=state.cfg.seed
     )
@@ -555,6 +526,7 @@ def _ship(
                     results["float"].scores, results[quant].scores
                 )
     state.rows["student_int8"] = row = results[shipped].row
+    state.scores["student_int8"] = results[shipped].scores
     metrics = {k: row[k] for k in ("auc", "auc_ci", "mrr", "ndcg@5", "ndcg@10")}
     metrics = {
         **metrics,
@@ -622,6 +594,13 @@ def report(state: Run, data: Data, exported: dict[str, Any]) -> Path:
         f"Keras vs int8: max |score diff| {exported['parity_keras_vs_int8']['max_abs_diff']}, "
         f"top-10 agreement {exported['parity_keras_vs_int8']['top10_agreement']}",
     ]
+    compared = compare(
+        data.evaluation,
+        state.scores,
+        data.articles,
+        n_bootstrap=state.cfg.bootstrap,
+        seed=state.cfg.seed,
+    )
     path = write_report(
         state.out,
         eval_file=data.eval_file,
@@ -629,6 +608,7 @@ def report(state: Run, data: Data, exported: dict[str, Any]) -> Path:
         models=state.rows,
         notes=notes,
         timings=state.timings,
+        comparison=compared,
         extra={
             "export": exported,
             "training": state.fits,

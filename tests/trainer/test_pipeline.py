@@ -51,7 +51,16 @@ def test_tiny_pipeline_trains_a_teacher_that_finds_the_signal(tmp_path: Path) ->
         fit = report["training"][name]
         assert fit["examples_per_s"] > 0 and fit["timed_examples"] > 0
     assert report["timings_s"]["examples"] > 0  # the shards, prepared once
+    assert set(report["peak_rss_mb"]) == set(report["timings_s"])
     assert (out / "examples" / "examples.json").is_file()
+    # issue 18's views of every row: AUC by history-category group (no minilm scored here,
+    # so no paired difference against it)
+    compared = report["comparison"]
+    assert set(compared) == set(models)
+    for name, part in compared.items():
+        groups = part["auc_by_group"]
+        assert 0 < groups["match"]["n"] + groups["no_match"]["n"] <= report["n_impressions"]
+        assert "auc_vs_minilm" not in part, name
     assert models["student_int8"]["auc_ci"][0] > random["auc_ci"][1]
     export = report["export"]
     assert export["shipped"] in {"dynamic", "full"}

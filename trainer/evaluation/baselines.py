@@ -21,7 +21,7 @@ import numpy.typing as npt
 from ..data.loading import Data
 from ..data.mind import Impression
 from ..progress import log
-from .report import score_impressions
+from .report import summarize
 
 __all__ = [
     "BASELINES",
@@ -159,10 +159,13 @@ def score_baselines(
     cache: Path,
     minilm: bool = True,
     minilm_vectors: Mapping[str, npt.NDArray[np.float32]] | None = None,
+    scores: dict[str, list[Any]] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Report rows of the chosen baselines (default: all of :data:`BASELINES`; ``minilm``
     only when ``minilm`` is set and the ``[embed]`` extra is installed), scored on
-    ``data.evaluation``. ``minilm_vectors``, when given, spares a second encode.
+    ``data.evaluation``. ``minilm_vectors``, when given, spares a second encode; each
+    baseline's per-impression scores go into ``scores`` when given (for the paired
+    comparisons of :mod:`.comparison`).
 
     Raises:
         EmbeddingsUnavailable: ``minilm`` named explicitly without the ``[embed]`` extra
@@ -189,9 +192,10 @@ def score_baselines(
     for name in chosen:
         start = time.perf_counter()
         baseline = builders[name]()
-        rows[name] = score_impressions(
-            data.evaluation, baseline.score, n_bootstrap=bootstrap, seed=seed
-        )
+        scored = [baseline.score(imp.history, imp.candidates) for imp in data.evaluation]
+        rows[name] = summarize(data.evaluation, scored, n_bootstrap=bootstrap, seed=seed)
+        if scores is not None:
+            scores[name] = scored
         log(
             f"{name}: AUC {rows[name]['auc']:.3f} {rows[name]['auc_ci']} "
             f"({time.perf_counter() - start:.1f} s)"

@@ -66,11 +66,14 @@ def write_report(
     models: dict[str, dict[str, Any]],
     notes: Sequence[str] = (),
     timings: dict[str, float] | None = None,
+    comparison: dict[str, dict[str, Any]] | None = None,
     extra: dict[str, Any] | None = None,
 ) -> Path:
     """Write ``report.json`` and ``report.md`` into ``out_dir``; returns the JSON path.
-    ``timings`` (seconds per pipeline stage) go to the JSON as ``timings_s``; ``extra``
-    keys are added to the JSON as they are.
+    ``timings`` (seconds per pipeline stage) go to the JSON as ``timings_s``;
+    ``comparison`` (:func:`.comparison.compare`: AUC by history-category group and the
+    paired difference against ``minilm``, per model) as ``comparison`` and as a second
+    table; ``extra`` keys are added to the JSON as they are.
 
     Each file is replaced atomically (:func:`edgerec._fs.atomic_write`), so a crash never
     leaves a half-written report behind.
@@ -85,6 +88,8 @@ def write_report(
     }
     if timings is not None:
         report["timings_s"] = {k: round(v, 2) for k, v in timings.items()}
+    if comparison is not None:
+        report["comparison"] = comparison
     report.update(extra or {})
     lines = [
         f"Evaluated on `{eval_file}` ({n_impressions} impressions); "
@@ -99,6 +104,8 @@ def write_report(
             for m in ("auc", "mrr", "ndcg@5", "ndcg@10")
         ]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    if comparison:
+        lines += _comparison_table(comparison, models)
     lines += [""] + [f"- {n}" for n in notes]
     for name, text in (
         ("report.json", json.dumps(report, indent=2) + "\n"),
@@ -107,6 +114,37 @@ def write_report(
         atomic_write(out_dir / name, text.encode("utf-8"))
     _plot(out_dir, models, f"{Path(eval_file).name}, {n_impressions} impressions")
     return out_dir / "report.json"
+
+
+def _comparison_table(
+    comparison: dict[str, dict[str, Any]], models: dict[str, dict[str, Any]]
+) -> list[str]:
+    """The report.md lines of :func:`.comparison.compare`'s result."""
+
+    def cell(part: dict[str, Any] | None, signed: bool = False) -> str:
+        if not part or part["mean"] is None:
+            return "–"
+        sign = "+" if signed else ""
+        low, high = part["ci"]
+        return f"{part['mean']:{sign}.3f} [{low:{sign}.3f}, {high:{sign}.3f}] (n={part['n']})"
+
+    lines = [
+        "",
+        "AUC where a clicked candidate's category occurs in the history (match) and where it "
+        "does not (no match); per-impression AUC difference against minilm, paired "
+        "bootstrap 95% interval.",
+        "",
+        "| model | AUC, match | AUC, no match | AUC − minilm (paired) |",
+        "| --- | --- | --- | --- |",
+    ]
+    for name in sorted(comparison, key=lambda n: -models.get(n, {}).get("auc", 0.0)):
+        part = comparison[name]
+        groups = part["auc_by_group"]
+        lines.append(
+            f"| {name} | {cell(groups['match'])} | {cell(groups['no_match'])} | "
+            f"{cell(part.get('auc_vs_minilm'), signed=True)} |"
+        )
+    return lines
 
 
 def _plot(out_dir: Path, models: dict[str, dict[str, Any]], title: str) -> None:

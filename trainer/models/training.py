@@ -31,8 +31,9 @@ import numpy as np
 import numpy.typing as npt
 import tensorflow as tf
 
-from ..config import DISTRIBUTE
+from ..config import DISTRIBUTE, Config
 from ..data.training_examples import Examples, ExampleShards
+from ..errors import ConfigError
 from ..progress import log
 
 keras = tf.keras
@@ -50,6 +51,7 @@ __all__ = [
     "distribution",
     "fit_streamed",
     "ranking_auc",
+    "start_distribution",
     "stream_dataset",
     "undistributed",
     "warmup_cosine",
@@ -344,6 +346,25 @@ def distribution(name: str = "none", cpu_replicas: int = 0) -> Any:
         made = tf.distribute.MirroredStrategy(devices)
     _strategy[key] = made
     return made
+
+
+def start_distribution(cfg: Config) -> None:
+    """Make the configured ``tf.distribute`` strategy before anything starts TensorFlow
+    (``cpu_replicas`` splits the CPU into logical devices, allowed only before that).
+    The pipeline calls it only for ``distribute != none`` (importing this module starts
+    TensorFlow).
+
+    Raises:
+        ConfigError: the strategy cannot be made (for example no usable ``TF_CONFIG``).
+    """
+    try:
+        strategy = distribution(cfg.distribute, cfg.cpu_replicas)
+    except (RuntimeError, ValueError) as exc:
+        raise ConfigError(f"distribute={cfg.distribute}: {exc}") from None
+    log(
+        f"distribute={cfg.distribute}: {strategy.num_replicas_in_sync} replicas in sync; "
+        f"global batch {cfg.teacher.batch_size} (teacher), {cfg.student.batch_size} (students)"
+    )
 
 
 def cross_replica_sum(value: tf.Tensor) -> tf.Tensor:

@@ -46,6 +46,15 @@ def test_evaluate_on_synthetic_layout(tmp_path: Path, capsys: pytest.CaptureFixt
     # The synthetic readers prefer categories: category affinity must find that signal.
     assert models["category"]["auc_ci"][0] > models["random"]["auc_ci"][1]
     assert "| category |" in (out / "report.md").read_text()
+    # issue 18's views: every row by history-category group (the synthetic readers click
+    # their own categories, so "match" dominates), and paired against minilm when scored
+    compared = report["comparison"]
+    assert set(compared) == set(models)
+    groups = compared["category"]["auc_by_group"]
+    assert groups["match"]["n"] + groups["no_match"]["n"] == 200
+    assert groups["match"]["n"] > groups["no_match"]["n"]
+    assert "auc_vs_minilm" not in compared["category"]  # minilm not among the baselines
+    assert "AUC, no match" in (out / "report.md").read_text()
     assert (out / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "coverage eval" in capsys.readouterr().err
 

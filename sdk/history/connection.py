@@ -146,11 +146,27 @@ class Database:
     def use_wal(self) -> None:
         """Switch the file to WAL mode (a change to the file: only for stores we write).
 
+        The switch needs the file to itself for a moment, and SQLite does not wait for
+        that with the busy handler: while other processes open the same new store it
+        answers ``SQLITE_BUSY`` at once, or ``SQLITE_IOERR_DELETE_NOENT`` when another
+        process's switch removed the rollback journal first (measured: 4 processes
+        creating one store together on a busy machine). Both are retried until
+        ``busy_timeout``.
+
         Raises:
+            StorageBusyError: the switch stayed blocked past ``busy_timeout``.
             StorageError: the filesystem cannot hold a WAL database.
         """
-        with self.sql() as conn:
-            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        deadline = time.monotonic() + self.busy_ms / 1000
+        while True:
+            try:
+                mode = self.conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+                break
+            except sqlite3.Error as exc:
+                transient = getattr(exc, "sqlite_errorname", "") in _SWITCH_RACES
+                if not transient or time.monotonic() >= deadline:
+                    raise translate(exc) from None
+            time.sleep(0.005)
         if str(mode).lower() != "wal":
             raise StorageError("the history database cannot use WAL mode here")
 
@@ -365,6 +381,10 @@ def _set_pragmas(
     except BaseException:
         conn.close()
         raise
+
+
+# What a WAL switch racing other openers of the same new store answers (use_wal).
+_SWITCH_RACES: Final = frozenset({"SQLITE_BUSY", "SQLITE_IOERR_DELETE_NOENT"})
 
 
 def _filled(path: Path, timeout_s: float) -> bool:

@@ -84,7 +84,9 @@ class PlainStore:
         self.pid = b"p" * 16
         self.seq = 0
 
-    def record(self, doc: dict[str, Any]) -> None:
+    def record(self, doc: dict[str, Any], cap: int | None = None) -> None:
+        """One durable append; with ``cap``, the events older than the newest ``cap`` are
+        deleted in the same transaction (what ``max_events`` does in the store)."""
         plaintext = json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
         self.conn.execute("BEGIN IMMEDIATE")
         self.seq += 1
@@ -92,19 +94,10 @@ class PlainStore:
             "INSERT INTO events (pid, seq, key_id, blob) VALUES (?, ?, 0, ?)",
             (self.pid, self.seq, plaintext),
         )
-        self.conn.execute("COMMIT")
-
-    def record_capped(self, doc: dict[str, Any], cap: int) -> None:
-        plaintext = json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-        self.conn.execute("BEGIN IMMEDIATE")
-        self.seq += 1
-        self.conn.execute(
-            "INSERT INTO events (pid, seq, key_id, blob) VALUES (?, ?, 0, ?)",
-            (self.pid, self.seq, plaintext),
-        )
-        self.conn.execute(
-            "DELETE FROM events WHERE pid = ? AND seq <= ?", (self.pid, self.seq - cap)
-        )
+        if cap is not None:
+            self.conn.execute(
+                "DELETE FROM events WHERE pid = ? AND seq <= ?", (self.pid, self.seq - cap)
+            )
         self.conn.execute("COMMIT")
 
     def recent(self, limit: int) -> list[HistoryEvent]:
@@ -191,7 +184,7 @@ def main() -> None:
         plain = PlainStore(folder / "plain_cap.db")
         for i in range(cap):
             enc.record(articles[i % len(articles)], at=1_800_000_000.0 + i, dwell_s=30.0)
-            plain.record_capped(docs[i % len(docs)], cap)
+            plain.record(docs[i % len(docs)], cap)
         capped_enc: list[float] = []
         capped_plain: list[float] = []
         for i in range(args.capped):
@@ -199,7 +192,7 @@ def main() -> None:
             enc.record(articles[i % len(articles)], at=1_900_000_000.0 + i, dwell_s=30.0)
             capped_enc.append(time.perf_counter() - t0)
             t0 = time.perf_counter()
-            plain.record_capped(docs[i % len(docs)], cap)
+            plain.record(docs[i % len(docs)], cap)
             capped_plain.append(time.perf_counter() - t0)
         assert len(enc) == cap
         enc.close()

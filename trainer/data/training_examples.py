@@ -297,6 +297,10 @@ class ExampleShards:
     n_validation: int
     click_counts: npt.NDArray[np.int64]  # (A,) training users' clicks per article
 
+    def _click_cdf(self) -> npt.NDArray[np.float64]:
+        """(A,) cumulative click counts: what next-click negatives are drawn from."""
+        return np.cumsum(self.click_counts.astype(np.float64))
+
     # ----------------------------------------------------------------- preparing
     @classmethod
     def prepare(
@@ -438,7 +442,7 @@ class ExampleShards:
         ids = list(range(len(self.shard_names))) if shard_ids is None else list(shard_ids)
         if not ids or not self.n_train:
             return
-        cdf = np.cumsum(self.click_counts.astype(np.float64))
+        cdf = self._click_cdf()
         for epoch in itertools.count():
             rng = np.random.default_rng([seed, epoch, *ids[:1]])
             for number in rng.permutation(ids):
@@ -461,7 +465,7 @@ class ExampleShards:
         """The held-out users' examples as arrays, negatives drawn once (``seed``)."""
         held = Shard.load(self.folder / VALIDATION_FILE)
         rows = np.arange(min(len(held), self.n_validation))
-        cdf = np.cumsum(self.click_counts.astype(np.float64))
+        cdf = self._click_cdf()
         if not len(rows) or not cdf[-1]:
             return Examples(
                 np.zeros((0, history_len), np.int32),
@@ -477,7 +481,7 @@ class ExampleShards:
         shard = Shard.load(self.folder / self.shard_names[0])
         rng = np.random.default_rng([seed, 2])
         rows = rng.choice(len(shard), size=min(n, len(shard)), replace=False)
-        cdf = np.cumsum(self.click_counts.astype(np.float64))
+        cdf = self._click_cdf()
         return shard.examples(np.sort(rows), history_len, negatives, cdf, rng)
 
 

@@ -25,7 +25,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..data.mind import Impression
-from .metrics import auc
+from .metrics import auc, bootstrap_interval
 
 __all__ = ["by_group", "category_match", "compare", "paired_difference", "per_impression_auc"]
 
@@ -70,9 +70,7 @@ def _interval(values: FloatArray, n_bootstrap: int, seed: int) -> dict[str, Any]
     """Mean of ``values`` with a bootstrap 95% interval (NaN-free input)."""
     if not len(values):
         return {"mean": None, "ci": [None, None], "n": 0}
-    rng = np.random.default_rng(seed)
-    draws = rng.integers(0, len(values), size=(n_bootstrap, len(values)))
-    low, high = np.percentile(values[draws].mean(axis=1), [2.5, 97.5])
+    low, high = bootstrap_interval(values, n_bootstrap, np.random.default_rng(seed))
     return {
         "mean": round(float(values.mean()), 4),
         "ci": [round(float(low), 4), round(float(high), 4)],

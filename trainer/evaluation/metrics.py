@@ -18,7 +18,7 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["METRICS", "MetricSummary", "auc", "evaluate", "mrr", "ndcg"]
+__all__ = ["METRICS", "MetricSummary", "auc", "bootstrap_interval", "evaluate", "mrr", "ndcg"]
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -148,8 +148,16 @@ def evaluate(
         if len(values) == 0:
             out[name] = MetricSummary(float("nan"), float("nan"), float("nan"), 0)
             continue
-        draws = rng.integers(0, len(values), size=(n_bootstrap, len(values)))
-        means = values[draws].mean(axis=1)
-        low, high = np.percentile(means, [2.5, 97.5])
-        out[name] = MetricSummary(float(values.mean()), float(low), float(high), len(values))
+        low, high = bootstrap_interval(values, n_bootstrap, rng)
+        out[name] = MetricSummary(float(values.mean()), low, high, len(values))
     return out
+
+
+def bootstrap_interval(
+    values: FloatArray, n_bootstrap: int, rng: np.random.Generator
+) -> tuple[float, float]:
+    """The 95% percentile interval of the mean of ``values`` (non-empty, NaN-free) over
+    ``n_bootstrap`` resamples with replacement drawn from ``rng``."""
+    draws = rng.integers(0, len(values), size=(n_bootstrap, len(values)))
+    low, high = np.percentile(values[draws].mean(axis=1), [2.5, 97.5])
+    return float(low), float(high)

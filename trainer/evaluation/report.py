@@ -15,7 +15,7 @@ from __future__ import annotations
 import io
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,17 +26,7 @@ from edgerec._fs import atomic_write
 from ..data.mind import Impression
 from .metrics import METRICS, evaluate
 
-__all__ = ["score_impressions", "summarize", "write_report"]
-
-Scorer = Callable[[Sequence[str], Sequence[str]], np.ndarray]
-
-
-def score_impressions(
-    impressions: Sequence[Impression], scorer: Scorer, *, n_bootstrap: int = 1000, seed: int = 0
-) -> dict[str, Any]:
-    """Score every impression with ``scorer`` and summarize the metrics (with 95% CIs)."""
-    scores = [scorer(imp.history, imp.candidates) for imp in impressions]
-    return summarize(impressions, scores, n_bootstrap=n_bootstrap, seed=seed)
+__all__ = ["summarize", "write_report"]
 
 
 def summarize(

@@ -101,6 +101,8 @@ def mind(args: argparse.Namespace) -> dict[str, Any]:
             "student_int8_ndcg@10": shipped["ndcg@10"],
             "teacher_auc": models["teacher"]["auc"],
             "minilm_auc": models.get("minilm", {}).get("auc"),
+            # issue 18: the bundle with the feed signals, as a device ranks it
+            "shipped_with_feed_signals_auc": models.get("shipped", {}).get("auc"),
             "before": BEFORE,
             "within_the_interval_before": BEFORE["auc_ci"][0]
             <= shipped["auc"]

@@ -10,7 +10,9 @@ Targets (DESIGN.md section 7): p50 <= 1 ms, p99 <= 3 ms, p50 <= 2x the bare invo
 start <= 0.5 s and <= 100 MB, TensorFlow never imported. Articles are SYNTHETIC (seeded).
 The default bundle is the committed synthetic fixture (small); the shipped architecture's
 figures come from ``--bundle RUN/bundle`` of ``edgerec-train pipeline --config default``
-(never commit that bundle).
+(never commit that bundle). A bundle that reads feed signals (issue 18) gets seeded random
+ones on every article (a vector of its width, a prior), and the steady call is measured
+again on the same articles without them.
 """
 
 from __future__ import annotations
@@ -42,6 +44,18 @@ KEY = bytes(range(32))  # a benchmark key, never a real one
 COLD_START = r"""
 import json, resource, sys, time
 start = time.perf_counter()
+def peak_rss_mb():
+    # This process's own high-water mark (VmHWM). ru_maxrss is not: Linux carries the
+    # parent's resident size at fork across exec into it, so a benchmark parent holding a
+    # big feed would be counted as the cold start's.
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 import edgerec
 imported = time.perf_counter()
 home, bundle, feed = sys.argv[1], sys.argv[2], sys.argv[3]
@@ -56,7 +70,7 @@ print(json.dumps({
     "open_and_load_s": opened - imported,
     "first_recommendation_s": done - opened,
     "total_s": done - start,
-    "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    "peak_rss_mb": peak_rss_mb(),
     "tensorflow_imported": "tensorflow" in sys.modules,
 }))
 """
@@ -101,6 +115,24 @@ def threaded(fn: Callable[[], object], threads: int, calls_each: int) -> float:
     return threads * calls_each / (time.perf_counter() - start)
 
 
+def with_signals(articles: list[dict[str, Any]], dim: int, prior: bool) -> list[dict[str, Any]]:
+    """Seeded random feed signals on every article (SYNTHETIC)."""
+    import numpy as np
+
+    from edgerec.features.signals import encode_vector
+
+    rng = np.random.default_rng(18)
+    out = []
+    for a in articles:
+        extra: dict[str, Any] = {}
+        if dim:
+            extra["vector"] = encode_vector(rng.integers(-127, 128, dim))
+        if prior:
+            extra["prior"] = round(float(rng.normal(-3.0, 1.0)), 4)
+        out.append({**a, **extra})
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bundle", type=Path, default=FIXTURE)
@@ -111,7 +143,11 @@ def main() -> None:
     args = parser.parse_args()
     core = pin_to_one_core()
 
+    bundle = Bundle.load(args.bundle)
     articles = synthetic_articles(args.history + 3 * args.candidates, seed=11)
+    signals = bundle.manifest.spec.signals
+    if signals is not None:
+        articles = with_signals(articles, signals.vector_dim, signals.prior)
     reads = articles[: args.history]
     feeds = [
         articles[args.history + i * args.candidates : args.history + (i + 1) * args.candidates]
@@ -119,7 +155,6 @@ def main() -> None:
     ]
     scratch = tempfile.TemporaryDirectory(prefix="edgerec-bench-")
     home = Path(scratch.name) / "home"
-    bundle = Bundle.load(args.bundle)
     with edgerec.Recommender.open(home, key=KEY, bundle=bundle) as rec:
         record_ms = []
         for i, article in enumerate(reads):
@@ -143,6 +178,11 @@ def main() -> None:
         args.calls,
     )
     decrypt = timed(lambda: rec.history.recent(args.history), max(50, args.calls // 10))
+    plain_steady = None
+    if signals is not None:
+        plain = [{k: v for k, v in a.items() if k not in ("vector", "prior")} for a in candidates]
+        rec.recommend(plain, k=10)  # re-embedded once: a changed article
+        plain_steady = percentiles(timed(lambda: rec.recommend(plain, k=10), args.calls))
 
     ranker = rec._ranker.runner
     assert ranker is not None
@@ -192,6 +232,8 @@ def main() -> None:
             "steady": p_steady,
             "with_rules": percentiles(rules),
             "feed_refresh_ms": [round(t, 3) for t in refresh_ms],
+            "feed_signals": None if signals is None else signals.to_dict(),
+            "steady_same_articles_without_signals": plain_steady,
         },
         "bare_invoke_rank": p_bare,
         "ratio_p50_recommend_vs_bare_invoke": round(p_steady["p50_ms"] / p_bare["p50_ms"], 3),

@@ -153,6 +153,9 @@ def cmd_inspect_model(args: argparse.Namespace) -> int:
     print(f"quantization: {json.dumps(m.quantization)}")
     print(f"history_len: {m.history_len}, vector_dim: {m.vector_dim}")
     print(f"feature_spec: {m.spec.width} columns, {m.spec.n_buckets} buckets")
+    if m.spec.signals is not None and m.feed_head is not None:
+        print(f"feed signals: {json.dumps(m.spec.signals.to_dict(), sort_keys=True)}")
+        print(f"feed head: {json.dumps(m.feed_head.to_dict(), sort_keys=True)}")
     print(f"golden cases: {len(m.golden)} pass (largest difference {worst:.3g})")
     print(f"metrics: {json.dumps(m.metrics, sort_keys=True)}")
     return 0

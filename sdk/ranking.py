@@ -12,6 +12,13 @@ subtracts ``ln 2 * age / half_life`` (halves the odds every half-life); an artic
 age 0. Cold start turns freshness on with :data:`COLD_START_HALF_LIFE_H` when the caller
 gives no half-life.
 
+Feed signals. A bundle whose spec declares them (:mod:`edgerec.features.signals`) scores
+``a * model + b * (cos - c) + d * (prior - e)`` with its manifest's ``feed_head``: ``cos``
+is the cosine of the candidate's feed vector with the mean of the reader's last reads'
+vectors, ``prior`` the candidate's click prior; a signal the candidate (or the whole
+history) lacks adds 0, so a feed without signals is ranked by the model alone. Cold start
+is unchanged.
+
 Reasons. ``because you read <title>``: the history item whose vector is nearest (cosine)
 to the candidate's. ``popular now``: cold start, and the article's prior is above the base
 rate. ``new``: freshness was applied and the article is younger than the half-life. A
@@ -80,6 +87,7 @@ class _Read:
     article_id: str
     title: str
     row: npt.NDArray[np.int32]  # (F,)
+    feed: FloatArray | None  # (P,) its feed vector at unit length, if it had one
     unit: FloatArray | None = None  # (D,) its item vector, unit length, once computed
 
 
@@ -124,6 +132,12 @@ class Ranker:
         dim = bundle.manifest.vector_dim if bundle is not None else 0
         self._vectors: FloatArray = np.zeros((0, dim), np.float32)  # (slots, D) item vectors
         self._units: FloatArray = np.zeros((0, dim), np.float32)  # the same, unit length
+        self.signals = self.spec.signals if self.spec is not None else None
+        self.head = bundle.manifest.feed_head if bundle is not None else None
+        feed_dim = self.signals.vector_dim if self.signals is not None else 0
+        self._feed: FloatArray = np.zeros((0, feed_dim), np.float32)  # (slots, P) unit
+        self._feed_has = np.zeros(0, dtype=bool)  # (slots,) the candidate had a vector
+        self._feed_prior = np.zeros(0, dtype=np.float64)  # (slots,) its prior, NaN: none
         self._free: list[int] = []
         self.clear_reader()
 
@@ -135,6 +149,7 @@ class Ranker:
         self._read_ids: OrderedDict[str, None] = OrderedDict()
         self._history_units: FloatArray | None = None  # (H, D)
         self._user: FloatArray | None = None  # (D,)
+        self._feed_user: FloatArray | None = None  # (P,) mean of the reads' feed vectors
 
     def load_reader(self, articles: Sequence[Mapping[str, Any]]) -> None:
         """The reader's recent reads, oldest first (decrypted by the caller)."""
@@ -180,12 +195,19 @@ class Ranker:
         row = np.zeros((1, self.spec.width), dtype=np.int32)  # (1, F)
         hashing.featurize_into(self.spec, [article], row, label=lambda _: "article")
         title = article.get("title")
-        return _Read(str(article.get("id")), title if isinstance(title, str) else "", row[0])
+        feed = self.signals.stored_vector(article) if self.signals is not None else None
+        return _Read(str(article.get("id")), title if isinstance(title, str) else "", row[0], feed)
 
     def _refresh_user(self) -> None:
         if self.runner is None or not self._reads:
-            self._user = self._history_units = None
+            self._user = self._history_units = self._feed_user = None
             return
+        feeds = [r.feed for r in self._reads if r.feed is not None]
+        self._feed_user = None
+        if feeds:
+            mean = np.mean(feeds, axis=0)  # (P,)
+            norm = float(np.linalg.norm(mean))
+            self._feed_user = (mean / norm).astype(np.float32) if norm > 1e-6 else None
         rows = np.stack([r.row for r in self._reads])  # (H, F)
         self._user = self.runner.user_vector(rows)  # (D,): the LSTM reads the whole history
         new = [r for r in self._reads if r.unit is None]  # only new reads are embedded
@@ -265,6 +287,10 @@ class Ranker:
             pad = np.zeros((grow, self._vectors.shape[1]), np.float32)
             self._vectors = np.concatenate([self._vectors, pad])
             self._units = np.concatenate([self._units, pad])
+            self._feed = np.concatenate([self._feed, np.zeros((grow, self._feed.shape[1]))])
+            self._feed = self._feed.astype(np.float32, copy=False)
+            self._feed_has = np.concatenate([self._feed_has, np.zeros(grow, dtype=bool)])
+            self._feed_prior = np.concatenate([self._feed_prior, np.full(grow, np.nan)])
             take += list(range(start, start + missing))
             self._free += list(range(start + grow - 1, start + missing - 1, -1))
         return take
@@ -279,6 +305,12 @@ class Ranker:
                 None if when is None else parse_time(when, f"candidates[{i}]['published_at']")
             )
         slots = [-1] * len(articles)
+        feeds: list[FloatArray | None] = []
+        priors: list[float | None] = []
+        if self.signals is not None:  # checked before anything is cached
+            for i, article in zip(positions, articles, strict=True):
+                feeds.append(self.signals.vector(article, f"candidates[{i}]"))
+                priors.append(self.signals.prior_of(article, f"candidates[{i}]"))
         if self.spec is not None and self.runner is not None:
             rows = np.zeros((len(articles), self.spec.width), dtype=np.int32)  # (M, F)
             hashing.featurize_into(
@@ -294,6 +326,12 @@ class Ranker:
             slots = self._slots(len(articles))
             self._vectors[slots] = vectors
             self._units[slots] = vectors / np.maximum(norms, 1e-12)
+            if self.signals is not None:
+                for slot, feed, prior in zip(slots, feeds, priors, strict=True):
+                    self._feed_has[slot] = feed is not None
+                    if feed is not None:
+                        self._feed[slot] = feed
+                    self._feed_prior[slot] = np.nan if prior is None else prior
         return [
             _Candidate(
                 fingerprint={k: list(v) if type(v) is list else v for k, v in article.items()},
@@ -364,6 +402,8 @@ class Ranker:
         if personal:
             assert self._user is not None
             scores = (self._vectors[slots] @ self._user).astype(np.float64)  # (N,)
+            if self.head is not None:
+                scores = self._with_signals(scores, slots)
         else:
             scores = np.array([self._prior_logit(c) for c in cands], dtype=np.float64)
             if half_life is None:
@@ -399,6 +439,21 @@ class Ranker:
                 reasons.append("new")
             out.append(Recommendation(ids[keep[j]], float(scores[j]), rank, tuple(reasons)))
         return out
+
+    def _with_signals(
+        self, model: npt.NDArray[np.float64], slots: npt.NDArray[np.intp]
+    ) -> npt.NDArray[np.float64]:
+        """The feed head's score (module docstring): missing signals add 0."""
+        head = self.head
+        assert head is not None
+        scores = head.model * model  # (N,)
+        if head.vector and self._feed_user is not None:
+            cos = (self._feed[slots] @ self._feed_user).astype(np.float64)  # (N,)
+            scores += head.vector * np.where(self._feed_has[slots], cos - head.vector_mean, 0.0)
+        if head.prior:
+            prior = self._feed_prior[slots]  # (N,)
+            scores += head.prior * np.where(np.isnan(prior), 0.0, prior - head.prior_mean)
+        return scores
 
     def _prior_rate(self, c: _Candidate) -> float:
         for field, value in (("subcategory", c.subcategory), ("category", c.category)):

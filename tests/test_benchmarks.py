@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
@@ -160,3 +161,55 @@ def test_bench_pipeline_scale_reports_every_stage_per_size(tmp_path: Path) -> No
     assert projection["examples_per_epoch"] > large["examples_per_epoch"]
     assert "SYNTHETIC" in (tmp_path / "synthetic-400" / "README.md").read_text()
     assert (tmp_path / "curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def _quality_report(per_impression: list[float], auc: float) -> dict[str, Any]:
+    """The parts of a pipeline report.json that bench_quality.py reads."""
+    row = {"auc": auc, "auc_ci": [auc - 0.01, auc + 0.01], "ndcg@10": 0.5}
+    return {
+        "models": {"shipped": row, "teacher+signals": row, "shipped_without_signals": row},
+        "comparison": {"shipped": {}, "teacher+signals": {}},
+        "export": {
+            "bundle_bytes": 1000,
+            "feed": {
+                "encoder": None,
+                "validation_auc": {"shipped": auc, "teacher+signals": auc},
+                "validation_per_impression": {
+                    "shipped": per_impression,
+                    "teacher+signals": per_impression,
+                },
+            },
+        },
+    }
+
+
+def test_bench_quality_pairs_each_variant_with_the_default_on_validation(tmp_path: Path) -> None:
+    """Runs already in --work are reused (a new variant costs one pipeline run)."""
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "MINDsmall_dev_sampled_impressions.tsv").write_text("")
+    rng = np.random.default_rng(0)
+    base = rng.uniform(0.4, 0.8, 300).tolist()
+    for name, shift in (("default", 0.0), ("better", 0.05), ("same", 0.0)):
+        folder = tmp_path / "work" / name
+        folder.mkdir(parents=True)
+        per = [x + shift for x in base]
+        (folder / "report.json").write_text(json.dumps(_quality_report(per, 0.6 + shift)))
+    result = _run(
+        "bench_quality.py",
+        "--work",
+        str(tmp_path / "work"),
+        "--data",
+        str(data),
+        "--variant",
+        "better=student.epochs=9",
+        "--variant",
+        "same=seed=1",
+    )
+    variants = result["variants"]
+    assert set(variants) == {"default", "better", "same"}
+    assert "validation_vs_default" not in variants["default"]["shipped"]
+    better = variants["better"]["shipped"]["validation_vs_default"]
+    assert better["mean"] == pytest.approx(0.05) and better["ci"][0] > 0
+    assert variants["same"]["shipped"]["validation_vs_default"]["ci"] == [0.0, 0.0]
+    assert variants["better"]["overrides"] == ["student.epochs=9"]

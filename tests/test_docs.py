@@ -17,14 +17,15 @@ import pytest
 
 import edgerec
 from edgerec import errors, features, history, model, recommender
-from edgerec.features import hashing, spec, values
+from edgerec.features import hashing, signals, spec, values
 from edgerec.history import events as history_events
 from edgerec.history import rollback as history_rollback
 from edgerec.history import store as history_store
 from edgerec.model import bundle, manifest, runner
 from edgerec.trainer import config
 from edgerec.trainer import errors as trainer_errors
-from edgerec.trainer.data import synthetic, training_examples
+from edgerec.trainer.data import synthetic, training_examples, validation_impressions
+from edgerec.trainer.models import feed_signals
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
@@ -38,6 +39,7 @@ WALK_THROUGH = DOCS / "walkthrough.md"
         edgerec,
         features,
         spec,
+        signals,
         hashing,
         values,
         errors,
@@ -45,6 +47,8 @@ WALK_THROUGH = DOCS / "walkthrough.md"
         config,
         trainer_errors,
         training_examples,
+        validation_impressions,
+        feed_signals,
         model,
         bundle,
         manifest,

@@ -4,7 +4,8 @@ Every :class:`~edgerec.trainer.errors.TrainerError` (and an OS or SDK error abou
 user's files) becomes one line on stderr and exit code 1; progress goes to stderr, results
 to the output folder. Subcommands: ``evaluate`` (baselines on the evaluation file),
 ``pipeline`` (baselines, teacher, distilled students, int8 TFLite export, on-device
-evaluation and the bundle, in one report), ``export`` (re-export a run's student), and the
+evaluation and the bundle, in one report), ``export`` (re-export a run's student), ``feed``
+(add a run's feed signals to the articles of a feed), and the
 update channel (:mod:`edgerec.trainer.publish`, no TensorFlow): ``keygen``, ``publish``,
 ``refresh-timestamp``, ``rotate-key``.
 """
@@ -60,6 +61,22 @@ def cmd_export(args: argparse.Namespace) -> int:
     from .export import reexport
 
     reexport(args.run, out=args.out, quantization=args.quantization, version=args.version)
+    return 0
+
+
+def cmd_feed(args: argparse.Namespace) -> int:
+    """Add a run's feed signals (``vector``, ``prior``) to the articles of a JSON-lines feed."""
+    import json
+
+    from edgerec import read_jsonl
+    from edgerec._fs import atomic_write
+
+    from .models.feed_signals import publish_feed
+
+    rows = publish_feed(args.run, read_jsonl(args.articles), args.cache)
+    text = "".join(json.dumps(r, ensure_ascii=False, allow_nan=False) + "\n" for r in rows)
+    atomic_write(args.out, text.encode("utf-8"))
+    log(f"wrote {len(rows)} articles with feed signals to {args.out}")
     return 0
 
 
@@ -242,6 +259,14 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--quantization", choices=("dynamic", "full"), default="dynamic")
     ex.add_argument("--version", type=int, default=0, help="model version (default: now)")
     ex.set_defaults(func=cmd_export)
+    fd = sub.add_parser(
+        "feed", help="add a pipeline run's feed signals (vector, prior) to a JSON-lines feed"
+    )
+    fd.add_argument("--run", type=Path, required=True, help="a pipeline --out folder")
+    fd.add_argument("--articles", type=Path, required=True, help="the feed, one article a line")
+    fd.add_argument("--out", type=Path, required=True, help="the feed with signals (JSON lines)")
+    fd.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="text-vector cache")
+    fd.set_defaults(func=cmd_feed)
     sy = sub.add_parser(
         "synthetic", help="write a seeded SYNTHETIC data set to try the trainer without logs"
     )

@@ -27,8 +27,10 @@ class TeacherConfig:
     dim: int = 64  # article and user vector width
     heads: int = 4  # attention heads in the user encoder
     use_minilm: bool = True  # frozen pretrained article vectors as an extra input
+    encoder: str = "minilm"  # whose vectors: minilm | feed (the feed encoder's, e.g. mpnet)
     zero_shot: bool = True  # with MiniLM: score = MiniLM cosine + gated learned residual
     impression_weight: float = 1.0  # loss weight of impression examples (real negatives)
+    truncate_histories: bool = False  # train on histories cut to evaluation-like lengths
     batch_size: int = 512
     epochs: int = 8  # upper bound: early stopping usually ends sooner
     learning_rate: float = 2e-3  # peak, after linear warm-up; cosine decay to 0
@@ -36,7 +38,9 @@ class TeacherConfig:
     weight_decay: float = 1e-4  # AdamW
     dropout: float = 0.2
     patience: int = 2  # epochs without validation improvement before stopping
-    validation_fraction: float = 0.1  # share of training users held out for early stopping
+    # share of training users held out: early stopping, and every feed-signal choice on
+    # their impressions (edgerec.trainer.data.validation_impressions)
+    validation_fraction: float = 0.2
     max_examples: int = 0  # training examples per epoch, 0 = all; the tiny preset caps it
 
 
@@ -56,6 +60,7 @@ class StudentConfig:
     feed_vector_dim: int = 0  # > 0: each article also carries a P-dim int8 vector in the feed
     feed_vector_variant: int = 0  # > 0: also measure a student with P-dim MiniLM projections
     negatives: int = 4  # K per example, as for the teacher
+    truncate_histories: bool = False  # train on histories cut to evaluation-like lengths
     alpha: float = 0.7  # loss = alpha * T^2 * KL(teacher || student) + (1 - alpha) * click
     temperature: float = 2.0  # T, softens both score distributions for the KL term
     batch_size: int = 512
@@ -79,6 +84,10 @@ class Config:
     # What does not ship is off here and on in the "research" preset:
     teacher_ablation: bool = False  # also train teacher_no_minilm: what MiniLM adds
     student_ablation: bool = False  # also train student_no_teacher: what distillation adds
+    # Feed signals (edgerec.trainer.models.feed_signals): a click prior and a text vector
+    # per article, computed by the publisher; the shipped bundle reads them when present.
+    feed_signals: bool = True
+    feed_encoder: str = "auto"  # auto (mpnet if installed, else MiniLM) | mpnet | minilm | none
     # Prepared training examples: written once as shards of this many examples, the unit
     # of shuffling (an epoch: shards in random order, each shuffled whole) and of memory.
     shard_size: int = 200_000
@@ -99,6 +108,7 @@ PRESETS: dict[str, Config] = {
         name="tiny",
         bootstrap=200,
         minilm=False,  # encoding costs ~20 s even for a small corpus
+        feed_encoder="none",  # the tiny feed carries the click prior only
         teacher=TeacherConfig(
             history_len=20,
             dim=32,
@@ -170,6 +180,8 @@ DISTRIBUTE = ("none", "mirrored", "multiworker")
 _CHOICES = {
     "distribute": DISTRIBUTE,
     "student.quantization": ("auto", "dynamic", "full"),
+    "feed_encoder": ("auto", "mpnet", "minilm", "none"),
+    "teacher.encoder": ("minilm", "feed"),
 }
 
 

@@ -28,7 +28,7 @@ import tempfile
 import time
 import zipfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -40,14 +40,18 @@ import numpy.typing as npt
 import tensorflow as tf
 
 from edgerec import FeatureSpec
+from edgerec.errors import EdgerecError
+from edgerec.features.signals import FeedSignals
 from edgerec.model import Bundle, Manifest, ModelRunner
 from edgerec.model import write_bundle as write_bundle_folder
+from edgerec.model.manifest import FeedHead
 
 from .config import StudentConfig
 from .data.mind import Impression
 from .data.training_examples import TrainingSet
 from .errors import ExportError
 from .evaluation.on_device import feature_rows
+from .models.feed_signals import FEED_FOLDER, FeedModel
 from .models.student import Student
 from .progress import log
 
@@ -168,14 +172,16 @@ def write_bundle(
     golden: Sequence[Mapping[str, Any]],
     metrics: Mapping[str, Any],
     cold_start_prior: Mapping[str, Any],
+    feed: tuple[FeedSignals, FeedHead] | None = None,
 ) -> Bundle:
     """Write ``model.tflite`` and ``manifest.json`` through the SDK's own code: the
     manifest built and checked by :meth:`edgerec.model.Manifest.build` (the parser a
     device runs), both files written atomically by :func:`edgerec.model.write_bundle`
-    (the manifest last), and the folder loaded back through :meth:`Bundle.load`."""
+    (the manifest last), and the folder loaded back through :meth:`Bundle.load`. With
+    ``feed``, the spec declares the feed signals and the manifest carries the head."""
     manifest = Manifest.build(
         model=model,
-        spec=student.spec,
+        spec=student.spec if feed is None else replace(student.spec, signals=feed[0]),
         history_len=student.cfg.history_len,
         vector_dim=student.cfg.dim,
         model_version=model_version,
@@ -183,6 +189,7 @@ def write_bundle(
         golden=golden,
         metrics=metrics,
         cold_start_prior=cold_start_prior,
+        feed_head=None if feed is None else feed[1],
     )
     return write_bundle_folder(out_dir, model, manifest)
 
@@ -280,6 +287,7 @@ def make_bundle(
     golden_inputs: Sequence[Pair],
     metrics: dict[str, Any],
     cold_start_prior: dict[str, Any],
+    feed: tuple[FeedSignals, FeedHead] | None = None,
 ) -> Bundle:
     """Write the bundle with golden outputs computed by the model itself through the
     runtime the device uses, then load it back and check those goldens.
@@ -319,6 +327,7 @@ def make_bundle(
         golden=golden,
         metrics=metrics,
         cold_start_prior=cold_start_prior,
+        feed=feed,
     )
     ModelRunner(bundle).check_golden()
     return bundle
@@ -381,6 +390,16 @@ def load_student(folder: Path) -> tuple[Student, dict[str, Any], dict[str, IntAr
     return student, config, arrays
 
 
+def _saved_feed(run_dir: Path) -> FeedModel | None:
+    """The run's feed model (``RUN/feed``), or None when it has none."""
+    if not (run_dir / FEED_FOLDER / "feed_model.json").is_file():
+        return None
+    try:
+        return FeedModel.load(run_dir / FEED_FOLDER)
+    except (OSError, ValueError, KeyError, TypeError, EdgerecError) as exc:
+        raise ExportError(f"{run_dir / FEED_FOLDER}: unreadable feed model ({exc})") from None
+
+
 def reexport(run_dir: Path, *, out: Path | None, quantization: str, version: int) -> Bundle:
     """``edgerec-train export``: the student a pipeline run saved (``RUN/student``) as a new
     bundle (default ``RUN/bundle``); ``version`` 0 means the current unix time.
@@ -412,6 +431,10 @@ def reexport(run_dir: Path, *, out: Path | None, quantization: str, version: int
     log(f"converting {folder} ({quantization} int8)")
     model = convert(student, quantization, iter(calibration or []))
     target = out or run_dir / "bundle"
+    feed, metrics = _saved_feed(run_dir), config["metrics"]
+    if feed is not None and feed.head is not None:
+        log("keeping the run's feed signals and head (RUN/feed)")
+        metrics = {**metrics, **(feed.metrics or {})}
     bundle = make_bundle(
         target,
         student,
@@ -419,8 +442,9 @@ def reexport(run_dir: Path, *, out: Path | None, quantization: str, version: int
         model_version=version or int(time.time()),
         quantization={"mode": quantization, "why": "chosen on the command line"},
         golden_inputs=golden,
-        metrics=config["metrics"],
+        metrics=metrics,
         cold_start_prior=config["cold_start_prior"],
+        feed=None if feed is None or feed.head is None else (feed.signals(), feed.head),
     )
     log(
         f"wrote {target} (model {len(bundle.model):,} bytes, version "

@@ -11,11 +11,14 @@
     students   student_float, distilled from the teacher (and, in the research preset,
                student_no_teacher, the same student on clicks only)
     export     TFLite float / dynamic / full int8, each written and measured on-device;
-               the chosen int8 model as bundle/, the Keras student as student/
+               the feed signals (click prior, encoder vectors) and the head that adds
+               them, chosen on validation impressions of held-out users (:mod:`.feed`);
+               the chosen int8 model with its head as bundle/, the Keras student as
+               student/, the publisher's feed model as feed/
     report     report.json, report.md, report.png
 
 Outputs in ``--out``: ``report.*``, ``teacher/`` (``teacher_no_minilm/``),
-``variants/<quantization>/``, ``student/``, ``bundle/``, ``examples/``. ``report.json``'s
+``variants/<quantization>/``, ``student/``, ``bundle/``, ``feed/``, ``examples/``. ``report.json``'s
 ``timings_s`` has each step's seconds, ``peak_rss_mb`` the process's peak resident memory
 at the end of each step (a high-water mark: the step that raised it is the first whose
 figure is higher) and ``training`` each trained model's steady-state examples per second
@@ -46,9 +49,9 @@ import numpy.typing as npt
 from edgerec import FeatureSpec
 from edgerec._fs import atomic_write
 
-from . import cluster
+from . import cluster, feed
 from .config import Config
-from .data.embeddings import DIM, cached_vectors, installed
+from .data.embeddings import cached_vectors, installed
 from .data.loading import Data, load
 from .data.training_examples import (
     ArticleTable,
@@ -66,6 +69,8 @@ from .experiments import feed_vectors, teacher_ablation
 from .progress import log
 
 if TYPE_CHECKING:
+    from edgerec.model import Bundle
+
     from .evaluation.on_device import Measured
     from .models.distillation import TeacherScores
     from .models.student import Student
@@ -123,6 +128,8 @@ class Prepared:
     spec: FeatureSpec  # the default spec: the teacher's hash space
     features: IntArray  # (A, F) hashed with ``spec``, row 0 padding
     minilm: dict[str, FloatArray] | None  # MiniLM vectors by article id, when computed
+    feed_encoder: str = ""  # the feed vectors' encoder ("": none; cfg.feed_encoder)
+    feed_vectors: dict[str, FloatArray] | None = None  # its vectors by article id
 
 
 @dataclass(frozen=True)
@@ -134,6 +141,7 @@ class Students:
     student: Student
     keras_scores: list[FloatArray]
     scorer: TeacherScores | None
+    teacher: Teacher | None
 
 
 def run(cfg: Config, *, data_dir: Path, out: Path, cache: Path, eval_fraction: float) -> Path:
@@ -222,7 +230,10 @@ def prepare(data_dir: Path, eval_fraction: float, cfg: Config, cache: Path) -> P
     spec = FeatureSpec.default()
     features = featurize_table(data.articles, table, spec)
     minilm = cached_vectors(data.articles, cache) if cfg.minilm and installed() else None
-    return Prepared(data, table, spec, features, minilm)
+    encoder, vectors = "", None
+    if cfg.feed_signals:
+        encoder, vectors = feed.encoder_vectors(cfg, data.articles, minilm, cache)
+    return Prepared(data, table, spec, features, minilm, encoder, vectors)
 
 
 def baselines(
@@ -243,10 +254,15 @@ def baselines(
 
 
 def _teacher_vectors(prepared: Prepared, cfg: Config) -> FloatArray | None:
-    """(A, 384) MiniLM vectors in table order for the teacher (row 0 zeros), or None."""
-    if prepared.minilm is not None and cfg.teacher.use_minilm:
-        vectors = np.zeros((len(prepared.table), DIM), dtype=np.float32)  # (A, 384)
-        vectors[1:] = np.stack([prepared.minilm[i] for i in prepared.table.ids[1:]])
+    """(A, 384) MiniLM vectors in table order for the teacher (row 0 zeros), or None;
+    with ``teacher.encoder = "feed"`` the feed encoder's vectors (mpnet: (A, 768))."""
+    source = prepared.minilm
+    if cfg.teacher.encoder == "feed" and prepared.feed_vectors is not None:
+        source = prepared.feed_vectors
+    if source is not None and cfg.teacher.use_minilm:
+        dim = len(next(iter(source.values())))
+        vectors = np.zeros((len(prepared.table), dim), dtype=np.float32)  # (A, 384|768)
+        vectors[1:] = np.stack([source[i] for i in prepared.table.ids[1:]])
         return vectors
     if cfg.minilm and cfg.teacher.use_minilm:
         log("teacher without MiniLM vectors: the [embed] extra is not installed")
@@ -381,7 +397,7 @@ def train_students(
         if data is not None:
             state.log_row(name)
     student, scores = trained["student_float"]
-    return Students(inputs, student, scores, scorer)
+    return Students(inputs, student, scores, scorer, teacher)
 
 
 def _fit_student(
@@ -519,6 +535,7 @@ def _ship(
     cfg, sc, data = state.cfg, state.cfg.student, prepared.data
     shipped, why = choose_quantization(variants, sc.quantization)
     log(f"shipping {shipped}: {why}")
+    step = feed.fit_step(state, prepared, results[shipped].runner, students.teacher)
     if "float" in results:
         for quant in ("dynamic", "full"):
             if quant in results:
@@ -543,17 +560,32 @@ def _ship(
         metrics=metrics,
         cold_start_prior=prior,
     )
-    bundle = make_bundle(
-        state.out / "bundle",
-        students.student,
-        results[shipped].runner.bundle.model,
-        model_version=sc.version or int(time.time()),
-        quantization={"mode": shipped, "why": why, "measured": variants},
-        golden_inputs=golden,
-        metrics=metrics,
-        cold_start_prior=prior,
-    )
+    version = sc.version or int(time.time())
+
+    def write(metrics: dict[str, Any]) -> Bundle:
+        return make_bundle(
+            state.out / "bundle",
+            students.student,
+            results[shipped].runner.bundle.model,
+            model_version=version,
+            quantization={"mode": shipped, "why": why, "measured": variants},
+            golden_inputs=golden,
+            metrics=metrics,
+            cold_start_prior=prior,
+            feed=None if step is None else (step.model.signals(), step.choice.head),
+        )
+
+    bundle = write(metrics)
+    signals = {}
+    if step is not None:  # measured through the written bundle, then kept in its metrics
+        signals = {"feed": feed.measure_step(state, prepared, bundle, step)}
+        shipped_row = state.rows["shipped"]
+        with_signals = {k: shipped_row[k] for k in ("auc", "auc_ci", "mrr", "ndcg@10")}
+        step.model.metrics = {"with_feed_signals": with_signals}
+        step.model.save(state.out / feed.FEED_FOLDER)  # what `edgerec-train export` keeps
+        bundle = write({**metrics, **step.model.metrics})
     return {
+        **signals,
         "shipped": shipped,
         "why": why,
         "bundle_bytes": sum(p.stat().st_size for p in (state.out / "bundle").iterdir()),
@@ -594,6 +626,12 @@ def report(state: Run, data: Data, exported: dict[str, Any]) -> Path:
         f"Keras vs int8: max |score diff| {exported['parity_keras_vs_int8']['max_abs_diff']}, "
         f"top-10 agreement {exported['parity_keras_vs_int8']['top10_agreement']}",
     ]
+    if "feed" in exported:
+        notes.append(
+            "shipped is the bundle as a device ranks (edgerec.ranking.Ranker) articles that "
+            "carry the publisher's feed signals; shipped_without_signals the same bundle on "
+            "plain articles (the fallback); every head was chosen on validation impressions"
+        )
     compared = compare(
         data.evaluation,
         state.scores,

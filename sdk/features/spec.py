@@ -51,6 +51,7 @@ import numpy.typing as npt
 from .._json import StrictJSONError, loads_strict
 from ..errors import InvalidTypeError, SpecError
 from . import hashing
+from .signals import FeedSignals
 from .values import TOKEN_RE
 
 __all__ = ["FeatureSpec", "FieldSpec", "featurize", "tokenize"]
@@ -132,6 +133,7 @@ class FeatureSpec:
     n_buckets: int = 1 << 15
     seed: int = 0
     version: int = SPEC_VERSION
+    signals: FeedSignals | None = None  # optional feed inputs (edgerec.features.signals)
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -157,7 +159,7 @@ class FeatureSpec:
             "spec",
             data,
             required={"spec_version", "n_buckets", "seed", "fields"},
-            optional={"tokenizer"},
+            optional={"tokenizer", "signals"},
         )
         version = _int(data, "spec_version", "spec")
         if version != SPEC_VERSION:
@@ -179,6 +181,7 @@ class FeatureSpec:
             n_buckets=_int(data, "n_buckets", "spec"),
             seed=_int(data, "seed", "spec"),
             version=version,
+            signals=FeedSignals.from_dict(data["signals"]) if "signals" in data else None,
         )
 
     @classmethod
@@ -209,13 +212,16 @@ class FeatureSpec:
             if f.kind == "time_bucket":
                 d["buckets"] = list(f.buckets)
             fields.append(d)
-        return {
+        out: dict[str, Any] = {
             "spec_version": self.version,
             "n_buckets": self.n_buckets,
             "seed": self.seed,
             "tokenizer": dict(TOKENIZER),
             "fields": fields,
         }
+        if self.signals is not None:  # absent, not null: older specs keep their fingerprint
+            out["signals"] = self.signals.to_dict()
+        return out
 
     def to_json(self) -> str:
         """Canonical JSON (sorted keys, no whitespace): equal specs give equal bytes."""
@@ -304,6 +310,10 @@ def _field_from_dict(index: int, raw: Any) -> FieldSpec:
 
 
 def _validate(spec: FeatureSpec) -> None:
+    if spec.signals is not None and not isinstance(spec.signals, FeedSignals):
+        raise SpecError("signals must be a FeedSignals or None")
+    if spec.signals is not None and {"vector", "prior"} & {f.name for f in spec.fields}:
+        raise SpecError("a field may not be named 'vector' or 'prior' (feed signal keys)")
     if type(spec.version) is not int or spec.version != SPEC_VERSION:
         raise SpecError(f"spec_version {spec.version!r} is not supported (supports {SPEC_VERSION})")
     if type(spec.n_buckets) is not int or not MIN_BUCKETS <= spec.n_buckets <= MAX_BUCKETS:

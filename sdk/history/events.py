@@ -28,6 +28,7 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from ..errors import InvalidInputError, InvalidTypeError, UnsupportedFormatError
+from ..features.signals import VECTOR_TEXT_CHARS, check_vector_text
 from ..features.spec import TIME_BUCKETS, FieldSpec
 from ..features.values import MAX_TIME_CHARS, check_fields, check_number, parse_time
 from .limits import MAX_DWELL_S, MAX_ENTITIES, MAX_EVENT_BYTES, MAX_ID_CHARS, MAX_STRING_CHARS
@@ -55,6 +56,9 @@ STORED_FIELDS: Final[tuple[FieldSpec, ...]] = (
         "published_at", "time_bucket", slots=2, max_chars=MAX_TIME_CHARS, buckets=TIME_BUCKETS
     ),
     FieldSpec("entities", "list", slots=MAX_ENTITIES, max_chars=MAX_STRING_CHARS),
+    # The feed vector (edgerec.features.signals), kept so that a model reading feed
+    # signals can average the reader's; checked as base64 int8 of any width.
+    FieldSpec("vector", "categorical", max_chars=VECTOR_TEXT_CHARS, normalize=False),
 )
 
 
@@ -66,7 +70,8 @@ class HistoryEvent:
         seq: the event's sequence number in its profile (strictly increasing).
         article_id: the article's id, exactly as recorded.
         features: the article's fields other than the id (source, category, subcategory,
-            title, abstract, published_at, entities), only those that were present.
+            title, abstract, published_at, entities, the feed vector), only those that
+            were present.
         at: when it was read, epoch seconds (UTC).
         dwell_s: seconds spent reading, or ``None``.
 
@@ -126,6 +131,8 @@ def encode_event(
         if isinstance(entities, list | tuple) and len(entities) > MAX_ENTITIES:
             raise InvalidInputError(f"{article_name}['entities']: more than {MAX_ENTITIES} items")
     fields = check_fields(article, STORED_FIELDS, article_name)
+    if "vector" in fields:
+        check_vector_text(f"{article_name}['vector']", fields["vector"])
     aid = fields.pop("id")
     doc = {"v": 1, "id": aid, "f": fields, "t": when, "d": dwell}
     data = json.dumps(doc, ensure_ascii=False, allow_nan=False, separators=(",", ":"))

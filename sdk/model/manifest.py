@@ -13,7 +13,15 @@ on a key. The schema, version 1::
                     "user":  {"inputs": {"history": T}, "outputs": {"vector": T}}},
      "quantization": {"mode": "dynamic", ...}, "model": {"file": "model.tflite",
      "bytes": n, "sha256": hex}, "golden": [{"history", "candidates", "scores",
-     "tolerance"}, ...], "metrics": {...}, "cold_start_prior": {...}}
+     "tolerance"}, ...], "metrics": {...}, "cold_start_prior": {...},
+     "feed_head": {"model": a, "vector": b, "vector_mean": c, "prior": d, "prior_mean": e}}
+
+``feed_head`` is present exactly when the spec declares feed signals
+(:class:`~edgerec.features.signals.FeedSignals`): the score of a candidate is then
+``a * model + b * (cos - c) + d * (prior - e)``, where ``model`` is the LiteRT score of the
+hashed features, ``cos`` the cosine of the candidate's feed vector with the mean of the
+reader's, ``prior`` its click prior; a missing signal contributes 0 (its mean), so a feed
+without signals is ranked by the model alone.
 
 where ``T`` is ``{"dtype": "int32" | "float32", "shape": [...]}`` (-1: resized at run time).
 
@@ -44,6 +52,7 @@ __all__ = [
     "MODEL_FILE",
     "SCHEMA_VERSION",
     "SIGNATURES",
+    "FeedHead",
     "Manifest",
 ]
 
@@ -70,6 +79,47 @@ def _need(data: Mapping[str, Any], key: str, kind: type | tuple[type, ...], wher
     return value
 
 
+MAX_HEAD_WEIGHT: Final = 1e3
+
+
+@dataclass(frozen=True)
+class FeedHead:
+    """How a model that reads feed signals combines them with its LiteRT score (above)."""
+
+    model: float  # > 0: the hashed model's score keeps its order when signals are missing
+    vector: float
+    vector_mean: float
+    prior: float
+    prior_mean: float
+
+    @classmethod
+    def from_dict(cls, data: object) -> FeedHead:
+        """Raises: ManifestFormatError: not five finite numbers (model > 0, weights >= 0)."""
+        keys = ("model", "vector", "vector_mean", "prior", "prior_mean")
+        if not isinstance(data, dict) or sorted(data) != sorted(keys):
+            raise ManifestFormatError(f"manifest: feed_head must hold exactly {list(keys)}")
+        values = {}
+        for key in keys:
+            value = data[key]
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ManifestFormatError(f"manifest: feed_head.{key} has the wrong type")
+            if not abs(value) <= MAX_HEAD_WEIGHT:  # NaN fails too
+                raise ManifestFormatError(f"manifest: feed_head.{key} is out of range")
+            values[key] = float(value)
+        if values["model"] <= 0 or values["vector"] < 0 or values["prior"] < 0:
+            raise ManifestFormatError("manifest: feed_head needs model > 0, weights >= 0")
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, float]:
+        return {
+            "model": self.model,
+            "vector": self.vector,
+            "vector_mean": self.vector_mean,
+            "prior": self.prior,
+            "prior_mean": self.prior_mean,
+        }
+
+
 @dataclass(frozen=True)
 class Manifest:
     """The parsed, checked ``manifest.json``."""
@@ -87,6 +137,7 @@ class Manifest:
     metrics: dict[str, Any]
     cold_start_prior: dict[str, Any]
     raw: dict[str, Any]
+    feed_head: FeedHead | None = None  # exactly when spec.signals
 
     # ----------------------------------------------------------------- reading
     @classmethod
@@ -152,6 +203,11 @@ class Manifest:
         sha = _need(model, "sha256", str, "model.")
         if len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha):
             raise ManifestFormatError("manifest: model.sha256 is not a lowercase hex sha256")
+        if (spec.signals is None) != ("feed_head" not in data):
+            raise ManifestFormatError(
+                "manifest: feed_head must be present exactly when the spec declares signals"
+            )
+        head = FeedHead.from_dict(data["feed_head"]) if "feed_head" in data else None
         golden = _need(data, "golden", list, "")
         if not golden or not all(isinstance(g, dict) for g in golden):
             raise ManifestFormatError("manifest: golden must list at least one case")
@@ -169,6 +225,7 @@ class Manifest:
             metrics=_need(data, "metrics", dict, ""),
             cold_start_prior=_need(data, "cold_start_prior", dict, ""),
             raw=data,
+            feed_head=head,
         )
 
     # ----------------------------------------------------------------- writing
@@ -186,6 +243,7 @@ class Manifest:
         metrics: Mapping[str, Any],
         cold_start_prior: Mapping[str, Any],
         created: str | None = None,
+        feed_head: FeedHead | None = None,
     ) -> Manifest:
         """The manifest of ``model`` (what the trainer writes), checked as a device would.
 
@@ -232,6 +290,8 @@ class Manifest:
             "metrics": dict(metrics),
             "cold_start_prior": dict(cold_start_prior),
         }
+        if feed_head is not None:
+            doc["feed_head"] = feed_head.to_dict()
         # Through the device's own parser: what the trainer writes, a device reads.
         return cls.parse(_dumps(doc))
 

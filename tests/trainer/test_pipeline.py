@@ -8,8 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from edgerec import read_jsonl
+from edgerec.features.signals import FeedSignals
+from edgerec.model.manifest import FeedHead
+from edgerec.ranking import Ranker
 from edgerec.trainer import cli
-from edgerec.trainer.data.synthetic import write_mind_layout
+from edgerec.trainer.data.synthetic import synthetic_articles, write_mind_layout
 
 pytestmark = pytest.mark.trainer
 
@@ -80,6 +84,64 @@ def test_tiny_pipeline_trains_a_teacher_that_finds_the_signal(tmp_path: Path) ->
     assert bundle.manifest.quantization["mode"] == export["shipped"]
     assert bundle.manifest.cold_start_prior["category"]
 
+    # issue 18: the feed signals (the tiny feed: the click prior only, no encoder), every
+    # weight chosen on validation impressions; the bundle declares them; without them the
+    # shipped bundle ranks exactly as the student does
+    feed = export["feed"]
+    assert feed["encoder"] is None and feed["vector_bytes_per_article"] == 0
+    assert feed["n_validation_impressions"] > 20
+    assert set(feed["validation_auc"]) == {
+        "shipped",
+        "signals_prior",
+        "student+prior",
+        "teacher+signals",
+    }
+    assert {"shipped", "shipped_without_signals", "signals_prior", "student+prior"} <= set(models)
+    assert models["shipped_without_signals"] == models["student_int8"]
+    assert bundle.manifest.spec.signals == FeedSignals(prior=True)
+    assert bundle.manifest.feed_head == FeedHead.from_dict(feed["head"])
+    assert bundle.manifest.metrics["with_feed_signals"]["auc"] == models["shipped"]["auc"]
+    assert "Feed signals" in (out / "report.md").read_text()
+
+    # the publisher: `edgerec-train feed` adds each article's prior; the device takes it
+    articles = synthetic_articles(30, seed=5)
+    plain = tmp_path / "feed.jsonl"
+    plain.write_text("".join(json.dumps(a) + "\n" for a in articles))
+    assert (
+        cli.main(
+            [
+                "feed",
+                "--run",
+                str(out),
+                "--articles",
+                str(plain),
+                "--out",
+                str(tmp_path / "fed.jsonl"),
+            ]
+        )
+        == 0
+    )
+    fed = read_jsonl(tmp_path / "fed.jsonl")
+    assert [a["id"] for a in fed] == [a["id"] for a in articles]
+    assert all(isinstance(a["prior"], float) and "vector" not in a for a in fed)
+    assert len({a["prior"] for a in fed}) > 1  # categories differ in click rate
+    ranker = Ranker(bundle)
+    ranker.load_reader(fed[:5])
+    ranked = ranker.recommend(
+        fed[5:],
+        k=25,
+        now=0.0,
+        exclude_read=False,
+        categories=None,
+        exclude_categories=None,
+        sources=None,
+        exclude_sources=None,
+        max_per_source=None,
+        freshness_half_life_h=None,
+        diversity=None,
+    )
+    assert len(ranked) == 25
+
     # `edgerec-train export` rebuilds a bundle from the saved student
     again = out / "reexported"
     assert cli.main(["export", "--run", str(out), "--out", str(again), "--version", "7"]) == 0
@@ -87,6 +149,8 @@ def test_tiny_pipeline_trains_a_teacher_that_finds_the_signal(tmp_path: Path) ->
     assert rebuilt.manifest.model_version == 7
     assert ModelRunner(rebuilt).check_golden() <= 1e-3
     assert rebuilt.manifest.metrics == bundle.manifest.metrics
+    assert rebuilt.manifest.feed_head == bundle.manifest.feed_head  # the run's feed kept
+    assert rebuilt.manifest.spec == bundle.manifest.spec
 
 
 def test_export_without_a_run_is_one_clear_error(

@@ -5,7 +5,8 @@ Two layouts, told apart by their files:
 
 * MIND (:mod:`.mind`): ``MINDsmall_train_subset/news.tsv`` (+ ``news_supplement.tsv`` if
   present) and ``MINDsmall_train_subset/behaviors.tsv`` train, the sampled dev file
-  ``MINDsmall_dev_sampled_impressions.tsv`` is evaluated (:func:`mind_paths`);
+  ``MINDsmall_dev_sampled_impressions.tsv`` is evaluated (:func:`mind_paths`), and
+  ``recprompt_test400_impressions.tsv``, when present, is the slice with published results;
 * generic (:mod:`.interactions`): ``articles.csv`` + ``interactions.csv`` (or Parquet); the
   last ``eval_fraction`` of the log's time span is evaluated, everything before it trains.
   Histories of evaluated impressions still include every earlier click; no row at or after
@@ -18,7 +19,7 @@ history entries, candidates and clicks that have article metadata. Pure Python.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
@@ -38,6 +39,7 @@ from .mind import Impression, ReadReport, coverage, iter_impressions, read_news
 __all__ = ["DEFAULT_EVAL_FRACTION", "Data", "load", "mind_paths", "split_by_time"]
 
 DEFAULT_EVAL_FRACTION: Final = 0.1
+SLICE_FILE: Final = "recprompt_test400_impressions.tsv"
 Log = Callable[[str], None]
 
 
@@ -49,6 +51,10 @@ class Data:
     train: Callable[[], Iterator[Impression]]  # re-opens the log: nothing held as lists
     evaluation: list[Impression]
     eval_file: str  # what the report says was evaluated
+    # MIND only: the 400 RecPrompt test impressions that have published results (when the
+    # folder has recprompt_test400_impressions.tsv), reported beside the published table
+    slice: list[Impression] = field(default_factory=list)
+    slice_file: str = ""
 
 
 def mind_paths(folder: Path) -> dict[str, Path]:
@@ -62,6 +68,7 @@ def mind_paths(folder: Path) -> dict[str, Path]:
         "supplement": folder / "news_supplement.tsv",
         "train": folder / "MINDsmall_train_subset" / "behaviors.tsv",
         "eval": folder / "MINDsmall_dev_sampled_impressions.tsv",
+        "slice": folder / SLICE_FILE,
     }
     for key in ("news", "train", "eval"):
         if not paths[key].is_file():
@@ -87,7 +94,23 @@ def _load_mind(folder: Path, log: Log) -> Data:
     eval_report = ReadReport(paths["eval"].name)
     evaluation = list(iter_impressions(paths["eval"], eval_report))
     log(eval_report.summary())
-    return Data(articles, lambda: iter_impressions(paths["train"]), evaluation, str(paths["eval"]))
+    sliced: list[Impression] = []
+    if paths["slice"].is_file():
+        slice_report = ReadReport(paths["slice"].name)
+        sliced = [i for i in iter_impressions(paths["slice"], slice_report) if _known(i, articles)]
+        log(slice_report.summary())
+    return Data(
+        articles,
+        lambda: iter_impressions(paths["train"]),
+        evaluation,
+        str(paths["eval"]),
+        sliced,
+        str(paths["slice"]) if sliced else "",
+    )
+
+
+def _known(imp: Impression, articles: dict[str, Any]) -> bool:
+    return all(c in articles for c in imp.candidates)
 
 
 def split_by_time(first: datetime, last: datetime, eval_fraction: float) -> datetime:

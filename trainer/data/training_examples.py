@@ -62,6 +62,7 @@ __all__ = [
     "TrainingSet",
     "evaluation_arrays",
     "featurize_table",
+    "held_out",
     "training_set",
     "unpad",
 ]
@@ -123,7 +124,8 @@ def unpad(
     return [scores[i, : len(imp.candidates)] for i, imp in enumerate(evaluation)]
 
 
-def _held_out(user: str, fraction: float) -> bool:
+def held_out(user: str, fraction: float) -> bool:
+    """Whether ``user`` is one of the held-out validation users (a hash of the id)."""
     digest = hashlib.sha256(user.encode()).digest()
     return int.from_bytes(digest[:4], "little") / 2**32 < fraction
 
@@ -210,11 +212,17 @@ class Shard:
         negatives: int,
         cdf: npt.NDArray[np.float64],
         rng: np.random.Generator,
+        *,
+        truncate: bool = False,
     ) -> Examples:
         """The ``rows`` as arrays: (N, L) histories left-padded, (N, 1 + K) candidates
-        with the positive first and K negatives drawn now, (N,) kinds. Vectorized."""
+        with the positive first and K negatives drawn now, (N,) kinds. Vectorized. With
+        ``truncate`` each history keeps only its last ``T`` items, ``T`` drawn per example
+        like the evaluation's lengths (:func:`evaluation_like_lengths`)."""
         end, length = self.end[rows], self.length[rows]  # (N,)
         window = np.minimum(length, history_len)  # (N,)
+        if truncate:
+            window = np.minimum(window, evaluation_like_lengths(len(rows), rng))
         offsets = np.arange(-history_len, 0)  # (L,)
         positions = end[:, None] + offsets[None, :]  # (N, L)
         valid = offsets[None, :] >= -window[:, None]  # (N, L): the last `window` slots
@@ -228,6 +236,13 @@ class Shard:
         negs[shown] = self.pools[self.pool_start[rows][shown][:, None] + picks]
         candidates = np.concatenate([self.positive[rows][:, None], negs], 1)  # (N, 1 + K)
         return Examples(history.astype(np.int32), candidates.astype(np.int32), kind.astype(np.int8))
+
+
+def evaluation_like_lengths(n: int, rng: np.random.Generator) -> IntArray:
+    """(n,) history lengths like the MIND dev sample's (1-25, median 7): log-uniform on
+    [1, 50], rounded, capped at 25 (the rule of the validation impressions too)."""
+    drawn = np.rint(np.exp(rng.uniform(0.0, np.log(50.0), n)))
+    return np.clip(drawn, 1, 25).astype(np.int32)
 
 
 def _draw_by_counts(
@@ -344,7 +359,7 @@ class ExampleShards:
         expected = 0
         for imp in impressions():
             user = user_of(imp)
-            if _held_out(user, validation_fraction):
+            if held_out(user, validation_fraction):
                 continue
             history = known(imp.history)
             if last[user] == imp.impression_id:
@@ -360,7 +375,7 @@ class ExampleShards:
         shard, held = _ShardWriter(), _ShardWriter()
         for imp in impressions():
             user = user_of(imp)
-            is_held = _held_out(user, validation_fraction)
+            is_held = held_out(user, validation_fraction)
             writer = held if is_held else shard
             if is_held and len(held) >= max_validation:
                 continue
@@ -429,6 +444,7 @@ class ExampleShards:
         shard_ids: Sequence[int] | None = None,
         impression_weight: float = 1.0,
         bucket: bool = True,
+        truncate: bool = False,
     ) -> Iterator[tuple[dict[str, IntArray], IntArray, npt.NDArray[np.float32]]]:
         """Training batches, endlessly (epoch after epoch; ``fit`` counts the steps):
         ``({"history": (B, L), "candidates": (B, 1 + K)}, labels (B,) = 0, weights (B,))``.
@@ -456,7 +472,7 @@ class ExampleShards:
                 cut = n - n % batch_size
                 batches = order[:cut].reshape(-1, batch_size)  # (S, B)
                 for rows in batches[rng.permutation(len(batches))]:
-                    ex = shard.examples(rows, history_len, negatives, cdf, rng)
+                    ex = shard.examples(rows, history_len, negatives, cdf, rng, truncate=truncate)
                     weights = np.where(ex.kind == 1, impression_weight, 1.0).astype(np.float32)
                     labels = np.zeros(batch_size, dtype=np.int32)
                     yield {"history": ex.history, "candidates": ex.candidates}, labels, weights

@@ -96,6 +96,9 @@ def write_report(
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     if comparison:
         lines += _comparison_table(comparison, models)
+    feed = (extra or {}).get("export", {}).get("feed")
+    if feed:
+        lines += _feed_tables(feed, models)
     lines += [""] + [f"- {n}" for n in notes]
     for name, text in (
         ("report.json", json.dumps(report, indent=2) + "\n"),
@@ -134,6 +137,43 @@ def _comparison_table(
             f"| {name} | {cell(groups['match'])} | {cell(groups['no_match'])} | "
             f"{cell(part.get('auc_vs_minilm'), signed=True)} |"
         )
+    return lines
+
+
+def _feed_tables(feed: dict[str, Any], models: dict[str, dict[str, Any]]) -> list[str]:
+    """The report.md lines of the feed-signal variants (validation beside evaluation) and
+    of the 400-impression slice beside its published results."""
+    lines = [
+        "",
+        f"Feed signals ({feed['encoder'] or 'no'} vectors, {feed['vector_bytes_per_article']} "
+        f"bytes per article; click prior, C={feed['prior_c']}): each variant's weights were "
+        f"chosen on {feed['n_validation_impressions']} validation impressions of held-out "
+        "training users; the evaluation column is read to report only.",
+        "",
+        "| variant | validation AUC | evaluation AUC | evaluation nDCG@10 |",
+        "| --- | --- | --- | --- |",
+    ]
+    for name, value in sorted(feed["validation_auc"].items(), key=lambda kv: -kv[1]):
+        row = models.get(name)
+        auc = f"{row['auc']:.3f}" if row else "–"
+        ndcg = f"{row['ndcg@10']:.3f}" if row else "–"
+        lines.append(f"| {name} | {value:.3f} | {auc} | {ndcg} |")
+    sliced = feed.get("slice")
+    if sliced:
+        lines += [
+            "",
+            f"The {sliced['n_impressions']} RecPrompt test impressions (`{sliced['file']}`): "
+            "ours beside the published results (not trained or chosen on them).",
+            "",
+            "| model | AUC | MRR | nDCG@10 |",
+            "| --- | --- | --- | --- |",
+        ]
+        table = [(name, row, "") for name, row in sliced["ours"].items()]
+        table += [(name, row, " (published)") for name, row in sliced["published"].items()]
+        for name, row, tag in sorted(table, key=lambda t: -t[1]["auc"]):
+            lines.append(
+                f"| {name}{tag} | {row['auc']:.4f} | {row['mrr']:.4f} | {row['ndcg@10']:.4f} |"
+            )
     return lines
 
 

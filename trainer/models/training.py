@@ -93,6 +93,7 @@ def stream_dataset(
     seed: int,
     strategy: Any,
     bucket: bool = False,
+    truncate: bool = False,
 ) -> Any:
     """Endless training batches from the prepared shards, ``({history, candidates}, label 0,
     weight)``, for ``fit(steps_per_epoch=...)``; distributed when ``strategy`` is.
@@ -122,6 +123,7 @@ def stream_dataset(
                 shard_ids=shard_ids,
                 impression_weight=impression_weight,
                 bucket=bucket,
+                truncate=truncate,
             )
 
         data = tf.data.Dataset.from_generator(batches, output_signature=signature)
@@ -245,6 +247,8 @@ class Schedule(Protocol):
     def history_len(self) -> int: ...
     @property
     def negatives(self) -> int: ...
+    @property
+    def truncate_histories(self) -> bool: ...
 
 
 def fit_streamed(
@@ -274,6 +278,7 @@ def fit_streamed(
         seed=seed,
         strategy=strategy,
         bucket=model.length_buckets,
+        truncate=cfg.truncate_histories,
     )
     per_epoch = train.steps_per_epoch(cfg.batch_size, cfg.max_examples)
     # Several steps per call of the training function: Keras's per-step Python work

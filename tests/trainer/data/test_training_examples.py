@@ -19,6 +19,7 @@ from edgerec.trainer.data.training_examples import (
     ExampleShards,
     _draw_by_counts,
     _draw_from_pools,
+    evaluation_like_lengths,
 )
 
 
@@ -88,6 +89,22 @@ def test_one_preparation_serves_every_history_length(layout: Path, tmp_path: Pat
     short = _epoch(shards, history_len=5, bucket=False)
     for (h12, c12, _), (h5, c5, _) in zip(long, short, strict=True):
         assert h12[-5:].tolist() == h5.tolist() and c12[0] == c5[0]
+
+
+def test_truncated_histories_are_the_tails_of_the_full_ones(layout: Path, tmp_path: Path) -> None:
+    """issue 18: ``truncate`` keeps the newest items, evaluation-like lengths (1-25)."""
+    shards, _, _ = _shards(layout, tmp_path)
+    full = _epoch(shards, history_len=40, bucket=False)
+    cut = _epoch(shards, history_len=40, bucket=False, truncate=True)
+    kept = []
+    for (hf, cf, _), (hc, cc, _) in zip(full, cut, strict=True):
+        n = int((hc > 0).sum())
+        assert 1 <= n <= min(25, int((hf > 0).sum())) and cf[0] == cc[0]
+        assert hc[-n:].tolist() == hf[-n:].tolist() and not hc[:-n].any()
+        kept.append(n)
+    assert np.mean(kept) < np.mean([(h > 0).sum() for h, _, _ in full])
+    lengths = evaluation_like_lengths(20_000, np.random.default_rng(0))
+    assert lengths.min() == 1 and lengths.max() == 25 and 6 <= np.median(lengths) <= 8
 
 
 def test_impression_negatives_are_real_skips(layout: Path, tmp_path: Path) -> None:

@@ -300,7 +300,7 @@ class Recommender:
         with self._lock:
             history = self._live_history()
             read = self._ranker.prepare_read(article)  # a bad article: refused, not stored
-            history.record(article, at=at, dwell_s=dwell_s)
+            history.record(self._ranker.stamped(article), at=at, dwell_s=dwell_s)
             self._ranker.add_read(str(article["id"]), read)
 
     def recommend(

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
+from edgerec.features.signals import MAX_PRIOR
 from edgerec.model import Bundle, ModelRunner
 from edgerec.ranking import Ranker
 
@@ -41,6 +42,7 @@ from .data.loading import Data
 from .data.mind import Impression
 from .data.training_examples import ArticleTable, evaluation_arrays, held_out, unpad
 from .data.validation_impressions import validation_impressions
+from .evaluation.metrics import auc
 from .evaluation.on_device import on_device_scores
 from .evaluation.report import summarize
 from .models.feed_signals import (
@@ -104,6 +106,7 @@ class FeedStep:
     variants: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> facts
     heads: dict[str, HeadChoice] = field(default_factory=dict)  # non-shipped variants
     teacher: Scorer | None = None  # the teacher's scores of any impressions
+    history_len: int = 50  # the reads the device averages (the student's L)
 
 
 def _prior_rows(data: Data, fraction: float) -> list[tuple[str, int]]:
@@ -123,8 +126,29 @@ def _all_priors(
 ) -> dict[str, float]:
     ids = list(data.articles)
     vecs = np.stack([vectors[i] for i in ids]) if vectors else None
-    values = model.priors([data.articles[i] for i in ids], vecs)
-    return {i: round(float(v), 4) for i, v in zip(ids, values, strict=True)}
+    values = np.clip(model.priors([data.articles[i] for i in ids], vecs), -MAX_PRIOR, MAX_PRIOR)
+    return {i: round(float(v), 4) for i, v in zip(ids, values, strict=True)}  # as published
+
+
+def validation_set(cfg: Config, data: Data) -> list[Impression]:
+    """The validation impressions every export choice is made on (module docstring).
+
+    Raises:
+        DataError: the held-out users have no usable impression.
+    """
+    fraction = cfg.teacher.validation_fraction
+    validation = validation_impressions(data.train, data.articles, fraction, seed=cfg.seed)
+    if not validation:
+        raise_no_validation()
+    return validation
+
+
+def validation_auc(runner: ModelRunner, validation: Sequence[Impression], data: Data) -> float:
+    """Mean per-impression AUC of a bundle's model on the validation impressions."""
+    scores, _ = on_device_scores(runner, validation, data.articles)
+    labels = [np.asarray(imp.labels) for imp in validation]
+    aucs = [auc(y, s.astype(np.float64)) for y, s in zip(labels, scores, strict=True)]
+    return round(float(np.nanmean(aucs)), 4)
 
 
 def choose(
@@ -135,13 +159,12 @@ def choose(
     encoder: str,
     vectors: dict[str, FloatArray] | None,
     teacher: Scorer | None,
+    validation: list[Impression],
 ) -> FeedStep:
     """Steps 2-3 of the module docstring: every choice on the validation impressions."""
     fraction = cfg.teacher.validation_fraction
-    validation = validation_impressions(data.train, data.articles, fraction, seed=cfg.seed)
-    if not validation:
-        raise_no_validation()
     rows = _prior_rows(data, fraction)
+    history_len = cfg.student.history_len  # the device averages the last L reads
     log(
         f"feed signals: {len(validation)} validation impressions (held-out users, short "
         f"histories, impression negatives); prior fitted on {len(rows):,} shown articles"
@@ -155,7 +178,7 @@ def choose(
         start = time.perf_counter()
         model = fit_prior(rows, data.articles, vectors, encoder=encoder, c=c, seed=cfg.seed)
         priors = _all_priors(model, data, vectors)
-        cos, prior = cosines_and_priors(validation, vectors, priors)
+        cos, prior = cosines_and_priors(validation, vectors, priors, history_len)
         choice = choose_head(validation, student_val, cos, prior)
         variants[f"prior C={c}"] = {
             "validation_auc": choice.validation_auc,
@@ -167,7 +190,8 @@ def choose(
     assert best is not None
     step = best[1]
     step.variants = variants
-    cos, prior = cosines_and_priors(validation, vectors, step.priors)
+    step.history_len = history_len
+    cos, prior = cosines_and_priors(validation, vectors, step.priors, history_len)
     combos: dict[str, tuple[Scores | None, Scores | None, Scores | None]] = {
         "signals_prior": (None, None, prior),
         "student+prior": (student_val, None, prior),
@@ -236,7 +260,7 @@ def variant_scores(
 ) -> dict[str, Scores]:
     """Every non-shipped variant's scores of ``impressions`` (with the heads chosen on
     validation): the signals alone and the student or teacher with some of them."""
-    cos, prior = cosines_and_priors(impressions, step.vectors, step.priors)
+    cos, prior = cosines_and_priors(impressions, step.vectors, step.priors, step.history_len)
     sizes = [len(imp.candidates) for imp in impressions]
     inputs = {
         "signals_prior": (None, None, prior),
@@ -264,7 +288,11 @@ def teacher_scorer(teacher: Teacher, table: ArticleTable, history_len: int) -> S
 
 
 def fit_step(
-    state: Run, prepared: Prepared, runner: ModelRunner, teacher: Teacher | None
+    state: Run,
+    prepared: Prepared,
+    runner: ModelRunner,
+    teacher: Teacher | None,
+    validation: list[Impression],
 ) -> FeedStep | None:
     """Steps 1-3 (module docstring), timed as ``feed``; the publisher's side saved in
     ``OUT/feed/``. None when ``cfg.feed_signals`` is off."""
@@ -280,7 +308,15 @@ def fit_step(
             if teacher is not None
             else None
         )
-        step = choose(cfg, data, runner=runner, encoder=encoder, vectors=vectors, teacher=scorer)
+        step = choose(
+            cfg,
+            data,
+            runner=runner,
+            encoder=encoder,
+            vectors=vectors,
+            teacher=scorer,
+            validation=validation,
+        )
         step.teacher = scorer
         head = step.model.head = step.choice.head
         step.model.save(state.out / FEED_FOLDER)

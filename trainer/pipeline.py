@@ -440,6 +440,7 @@ def export_student(state: Run, prepared: Prepared, students: Students) -> dict[s
 
     cfg, sc, inputs = state.cfg, state.cfg.student, students.inputs
     rng = np.random.default_rng(cfg.seed)  # calibration draws, then latency inputs
+    validation = feed.validation_set(cfg, prepared.data)  # every export choice is made on it
     calibration = representative(inputs, sc.representative, state.cfg.seed)
     golden = golden_inputs(
         prepared.data.evaluation, prepared.data.articles, inputs.spec, sc.history_len
@@ -451,7 +452,14 @@ def export_student(state: Run, prepared: Prepared, students: Students) -> dict[s
     results: dict[str, Measured] = {}
     for quant in measured:
         result = _export_variant(
-            state, prepared, students, quant, calibration=calibration, golden=golden, rng=rng
+            state,
+            prepared,
+            students,
+            quant,
+            calibration=calibration,
+            golden=golden,
+            rng=rng,
+            validation=validation,
         )
         if isinstance(result, str):
             variants[quant] = {"error": result}
@@ -465,6 +473,7 @@ def export_student(state: Run, prepared: Prepared, students: Students) -> dict[s
         results=results,
         calibration=calibration,
         golden=golden,
+        validation=validation,
     )
 
 
@@ -477,6 +486,7 @@ def _export_variant(
     calibration: list[tuple[IntArray, IntArray]],
     golden: list[tuple[IntArray, IntArray]],
     rng: np.random.Generator,
+    validation: list[Any],
 ) -> Measured | str:
     """One quantization converted, written to ``variants/<quant>`` and measured
     on-device; the converter's error message when it does not convert."""
@@ -509,6 +519,7 @@ def _export_variant(
         bootstrap=state.cfg.bootstrap,
         seed=state.cfg.seed,
     )
+    result.facts["validation_auc"] = feed.validation_auc(result.runner, validation, prepared.data)
     result.facts["convert_s"] = round(time.perf_counter() - start, 1)
     log(
         f"TFLite {quant}: {len(model) / 1e6:.2f} MB, AUC {result.row['auc']:.4f}, invoke p50 "
@@ -526,6 +537,7 @@ def _ship(
     results: dict[str, Measured],
     calibration: list[tuple[IntArray, IntArray]],
     golden: list[tuple[IntArray, IntArray]],
+    validation: list[Any],
 ) -> dict[str, Any]:
     """Choose the int8 variant, write ``student/`` and ``bundle/`` with the metrics the
     device will show and the cold-start prior; the report's ``export`` section."""
@@ -535,7 +547,7 @@ def _ship(
     cfg, sc, data = state.cfg, state.cfg.student, prepared.data
     shipped, why = choose_quantization(variants, sc.quantization)
     log(f"shipping {shipped}: {why}")
-    step = feed.fit_step(state, prepared, results[shipped].runner, students.teacher)
+    step = feed.fit_step(state, prepared, results[shipped].runner, students.teacher, validation)
     if "float" in results:
         for quant in ("dynamic", "full"):
             if quant in results:
@@ -582,6 +594,7 @@ def _ship(
         shipped_row = state.rows["shipped"]
         with_signals = {k: shipped_row[k] for k in ("auc", "auc_ci", "mrr", "ndcg@10")}
         step.model.metrics = {"with_feed_signals": with_signals}
+        step.model.quantization = shipped
         step.model.save(state.out / feed.FEED_FOLDER)  # what `edgerec-train export` keeps
         bundle = write({**metrics, **step.model.metrics})
     return {

@@ -44,13 +44,15 @@ __all__ = [
     "FeedSignals",
     "check_vector_text",
     "encode_vector",
+    "history_vector",
 ]
 
-MAX_VECTOR_DIM: Final = 4096
+MAX_VECTOR_DIM: Final = 2048  # bytes per vector (the ranker keeps one row per cached candidate)
 MAX_PRIOR: Final = 100.0
 VECTOR_TEXT_CHARS: Final = 4 * (-(-MAX_VECTOR_DIM // 3))  # base64 of MAX_VECTOR_DIM bytes
 VECTOR_KEY: Final = "vector"
 PRIOR_KEY: Final = "prior"
+ENCODER_KEY: Final = "vector_encoder"  # the stamp a history event keeps beside its vector
 _ENCODER_RE: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 FloatArray = npt.NDArray[np.float32]
@@ -59,9 +61,26 @@ FloatArray = npt.NDArray[np.float32]
 def encode_vector(values: Sequence[int] | npt.NDArray[np.int8]) -> str:
     """int8 codes -> the feed's base64 text (what a publisher writes)."""
     codes = np.asarray(values)
-    if codes.ndim != 1 or not len(codes) or np.abs(codes).max(initial=0) > 127:
-        raise InvalidInputError("vector: expected 1..4096 int8 codes in [-127, 127]")
+    if (
+        codes.ndim != 1
+        or not 0 < len(codes) <= MAX_VECTOR_DIM
+        or codes.min(initial=0) < -128
+        or codes.max(initial=0) > 127
+    ):
+        raise InvalidInputError(f"vector: expected 1..{MAX_VECTOR_DIM} int8 codes")
     return base64.b64encode(codes.astype(np.int8).tobytes()).decode("ascii")
+
+
+def history_vector(value: object) -> str | None:
+    """What the reading history keeps of an article's ``vector``: the text when it is a
+    well-formed feed vector (any width), else None. The key was an ordinary article key
+    before feed signals existed, so anything else under it is ignored, as unknown keys
+    are, rather than refused."""
+    try:
+        check_vector_text("vector", value)
+    except (InvalidTypeError, InvalidInputError):
+        return None
+    return value  # type: ignore[return-value]  # checked: a str
 
 
 def check_vector_text(where: str, value: object, dim: int | None = None) -> npt.NDArray[np.int8]:
@@ -70,7 +89,8 @@ def check_vector_text(where: str, value: object, dim: int | None = None) -> npt.
 
     Raises:
         InvalidTypeError: not a str.
-        InvalidInputError: not strict base64, the wrong length, or all zeros (no direction).
+        InvalidInputError: not canonical base64 (padded, no stray padding bits), the wrong
+            length, or all zeros (no direction).
     """
     if not isinstance(value, str):
         raise InvalidTypeError(f"{where}: expected base64 text, got {type(value).__name__}")
@@ -80,6 +100,8 @@ def check_vector_text(where: str, value: object, dim: int | None = None) -> npt.
         raw = base64.b64decode(value.encode("ascii"), validate=True)
     except (binascii.Error, UnicodeEncodeError, ValueError):
         raise InvalidInputError(f"{where}: not base64 text") from None
+    if base64.b64encode(raw).decode("ascii") != value:  # one text per vector, no slack
+        raise InvalidInputError(f"{where}: not canonical base64 text")
     if not raw or (dim is not None and len(raw) != dim):
         want = f"{dim}" if dim is not None else f"1..{MAX_VECTOR_DIM}"
         raise InvalidInputError(f"{where}: {len(raw)} bytes, expected {want}")
@@ -101,7 +123,9 @@ class FeedSignals:
     def __post_init__(self) -> None:
         if type(self.vector_dim) is not int or not 0 <= self.vector_dim <= MAX_VECTOR_DIM:
             raise SpecError(f"signals.vector_dim must be an integer in [0, {MAX_VECTOR_DIM}]")
-        if self.vector_dim and not _ENCODER_RE.fullmatch(str(self.encoder)):
+        if type(self.encoder) is not str:
+            raise SpecError("signals.encoder must be a string")
+        if self.vector_dim and not _ENCODER_RE.fullmatch(self.encoder):
             raise SpecError("signals.encoder must name the encoder of the vectors")
         if not self.vector_dim and self.encoder:
             raise SpecError("signals.encoder without signals.vector_dim")
@@ -132,18 +156,32 @@ class FeedSignals:
         Raises:
             InvalidTypeError, InvalidInputError: a vector is present but malformed.
         """
-        if not self.vector_dim:
+        codes = self.codes(article, where)
+        if codes is None:
             return None
-        value = article.get(VECTOR_KEY)
-        if value is None:
-            return None
-        codes = check_vector_text(f"{where}[{VECTOR_KEY!r}]", value, self.vector_dim)
         unit = codes.astype(np.float32)
         return unit / np.float32(np.linalg.norm(unit))
 
+    def codes(self, article: Mapping[str, Any], where: str) -> npt.NDArray[np.int8] | None:
+        """The article's vector as int8 codes (not normalized), or None: :meth:`vector`'s
+        checks, for a caller that keeps the codes (the ranker's candidate cache).
+
+        Raises:
+            InvalidTypeError, InvalidInputError: a vector is present but malformed.
+        """
+        if not self.vector_dim:
+            return None
+        value = article.get(VECTOR_KEY)
+        if value is None or value == "":
+            return None
+        return check_vector_text(f"{where}[{VECTOR_KEY!r}]", value, self.vector_dim)
+
     def stored_vector(self, article: Mapping[str, Any]) -> FloatArray | None:
         """:meth:`vector` of a history item, lenient: one recorded for another encoder
-        width (an earlier model's feed) or malformed is treated as missing."""
+        (another width, or another ``vector_encoder`` stamp) or malformed is missing."""
+        stamp = article.get(ENCODER_KEY)
+        if stamp is not None and stamp != self.encoder:
+            return None
         try:
             return self.vector(article, "history")
         except (InvalidTypeError, InvalidInputError):

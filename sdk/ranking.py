@@ -383,13 +383,13 @@ class Ranker:
         k: int,
         now: float,
         exclude_read: bool,
-        categories: Iterable[str] | None,
-        exclude_categories: Iterable[str] | None,
-        sources: Iterable[str] | None,
-        exclude_sources: Iterable[str] | None,
-        max_per_source: int | None,
-        freshness_half_life_h: float | None,
-        diversity: float | None,
+        categories: Iterable[str] | None = None,  # the rules: None is no rule
+        exclude_categories: Iterable[str] | None = None,
+        sources: Iterable[str] | None = None,
+        exclude_sources: Iterable[str] | None = None,
+        max_per_source: int | None = None,
+        freshness_half_life_h: float | None = None,
+        diversity: float | None = None,
     ) -> list[Recommendation]:
         k = check_int("k", k, 1)  # above the number of candidates: all of them
         if max_per_source is not None:

@@ -42,6 +42,7 @@ from .data.loading import Data
 from .data.mind import Impression
 from .data.training_examples import ArticleTable, evaluation_arrays, held_out, unpad
 from .data.validation_impressions import validation_impressions
+from .errors import DataError
 from .evaluation.metrics import auc
 from .evaluation.on_device import on_device_scores
 from .evaluation.report import summarize
@@ -139,7 +140,7 @@ def validation_set(cfg: Config, data: Data) -> list[Impression]:
     fraction = cfg.teacher.validation_fraction
     validation = validation_impressions(data.train, data.articles, fraction, seed=cfg.seed)
     if not validation:
-        raise_no_validation()
+        raise DataError("no validation impressions: the held-out users have no usable impression")
     return validation
 
 
@@ -207,12 +208,6 @@ def choose(
     return step
 
 
-def raise_no_validation() -> None:
-    from .errors import DataError
-
-    raise DataError("no validation impressions: the held-out users have no usable impression")
-
-
 def with_signals(
     articles: Mapping[str, Mapping[str, Any]], step: FeedStep
 ) -> dict[str, dict[str, Any]]:
@@ -233,19 +228,7 @@ def ranker_scores(
     for imp in impressions:
         ranker.load_reader([articles[h] for h in imp.history if h in articles])
         cands = [articles[c] for c in dict.fromkeys(imp.candidates)]  # a repeat: one score
-        recs = ranker.recommend(
-            cands,
-            k=len(cands),
-            now=0.0,
-            exclude_read=False,
-            categories=None,
-            exclude_categories=None,
-            sources=None,
-            exclude_sources=None,
-            max_per_source=None,
-            freshness_half_life_h=None,
-            diversity=None,
-        )
+        recs = ranker.recommend(cands, k=len(cands), now=0.0, exclude_read=False)
         by_id = {r.id: r.score for r in recs}
         out.append(np.array([by_id[c] for c in imp.candidates], dtype=np.float64))
     return out

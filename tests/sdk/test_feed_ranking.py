@@ -16,45 +16,21 @@ import pytest
 from edgerec import Recommender
 from edgerec.errors import InvalidInputError, InvalidTypeError
 from edgerec.features.signals import FeedSignals, encode_vector
-from edgerec.model import Bundle, Manifest, write_bundle
+from edgerec.model import Bundle
 from edgerec.model.manifest import FeedHead
 from edgerec.ranking import Ranker
 from edgerec.trainer.data.synthetic import synthetic_articles
+from tests.support.feed import feed_bundle as support_feed_bundle
 from tests.support.updates import FIXTURE
 
 DIM = 8
 SIGNALS = FeedSignals(vector_dim=DIM, encoder="test-encoder", prior=True)
 HEAD = FeedHead(model=2.0, vector=3.0, vector_mean=0.1, prior=0.5, prior_mean=-2.0)
-KW: dict[str, Any] = {
-    "now": 0.0,
-    "exclude_read": False,
-    "categories": None,
-    "exclude_categories": None,
-    "sources": None,
-    "exclude_sources": None,
-    "max_per_source": None,
-    "freshness_half_life_h": None,
-    "diversity": None,
-}
+KW: dict[str, Any] = {"now": 0.0, "exclude_read": False}  # no rules
 
 
 def feed_bundle(folder: Path, signals: FeedSignals = SIGNALS, head: FeedHead = HEAD) -> Bundle:
-    """The fixture's model with a spec that declares ``signals`` and a ``head``."""
-    base = Bundle.load(FIXTURE)
-    m = base.manifest
-    manifest = Manifest.build(
-        model=base.model,
-        spec=replace(m.spec, signals=signals),
-        history_len=m.history_len,
-        vector_dim=m.vector_dim,
-        model_version=m.model_version,
-        quantization=m.quantization,
-        golden=m.golden,
-        metrics=m.metrics,
-        cold_start_prior=m.cold_start_prior,
-        feed_head=head,
-    )
-    return write_bundle(folder, base.model, manifest)
+    return support_feed_bundle(folder, signals, head)
 
 
 def with_signals(articles: list[dict[str, Any]], seed: int) -> list[dict[str, Any]]:

@@ -127,19 +127,7 @@ def test_tiny_pipeline_trains_a_teacher_that_finds_the_signal(tmp_path: Path) ->
     assert len({a["prior"] for a in fed}) > 1  # categories differ in click rate
     ranker = Ranker(bundle)
     ranker.load_reader(fed[:5])
-    ranked = ranker.recommend(
-        fed[5:],
-        k=25,
-        now=0.0,
-        exclude_read=False,
-        categories=None,
-        exclude_categories=None,
-        sources=None,
-        exclude_sources=None,
-        max_per_source=None,
-        freshness_half_life_h=None,
-        diversity=None,
-    )
+    ranked = ranker.recommend(fed[5:], k=25, now=0.0, exclude_read=False)
     assert len(ranked) == 25
 
     # `edgerec-train export` rebuilds a bundle from the saved student

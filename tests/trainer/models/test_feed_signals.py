@@ -98,31 +98,17 @@ def test_publish_feed_needs_a_run_with_a_feed_model(tmp_path: Path) -> None:
 def test_the_trainers_head_scores_are_the_devices(tmp_path: Path) -> None:
     """What the head is chosen on (numpy, here) is what the device's Ranker computes,
     with a history longer than the model's window (the device averages the last L)."""
-    from dataclasses import replace
-
     from edgerec import featurize
     from edgerec.features.signals import encode_vector
-    from edgerec.model import Bundle, Manifest, ModelRunner, write_bundle
-    from edgerec.ranking import Ranker
+    from edgerec.model import ModelRunner
     from edgerec.trainer.data.synthetic import synthetic_articles
-    from tests.support.updates import FIXTURE
+    from edgerec.trainer.feed import ranker_scores
+    from tests.support.feed import feed_bundle
 
-    base = Bundle.load(FIXTURE)
-    m = base.manifest
     head = FeedHead(model=1.7, vector=2.5, vector_mean=0.05, prior=0.8, prior_mean=-2.0)
-    manifest = Manifest.build(
-        model=base.model,
-        spec=replace(m.spec, signals=FeedSignals(vector_dim=6, encoder="enc", prior=True)),
-        history_len=m.history_len,
-        vector_dim=m.vector_dim,
-        model_version=m.model_version,
-        quantization=m.quantization,
-        golden=m.golden,
-        metrics=m.metrics,
-        cold_start_prior=m.cold_start_prior,
-        feed_head=head,
-    )
-    bundle = write_bundle(tmp_path / "b", base.model, manifest)
+    signals = FeedSignals(vector_dim=6, encoder="enc", prior=True)
+    bundle = feed_bundle(tmp_path / "b", signals, head)
+    m = bundle.manifest
     rng = np.random.default_rng(4)
     arts = {a["id"]: a for a in synthetic_articles(m.history_len + 40, seed=9)}
     vectors = {i: rng.normal(size=6).astype(np.float32) for i in arts}
@@ -145,22 +131,7 @@ def test_the_trainers_head_scores_are_the_devices(tmp_path: Path) -> None:
     )
     cos, prior = cosines_and_priors([imp], vectors, priors, m.history_len)
     expected = head_scores(head, model, cos[0], prior[0])
-    ranker = Ranker(bundle)
-    ranker.load_reader([fed[h] for h in imp.history])
-    recs = ranker.recommend(
-        [fed[c] for c in imp.candidates],
-        k=20,
-        now=0.0,
-        exclude_read=False,
-        categories=None,
-        exclude_categories=None,
-        sources=None,
-        exclude_sources=None,
-        max_per_source=None,
-        freshness_half_life_h=None,
-        diversity=None,
-    )
-    got = {r.id: r.score for r in recs}
-    assert np.allclose([got[c] for c in imp.candidates], expected, rtol=1e-4, atol=1e-4)
+    (got,) = ranker_scores(bundle, [imp], fed)  # the device's Ranker
+    assert np.allclose(got, expected, rtol=1e-4, atol=1e-4)
     longer, _ = cosines_and_priors([imp], vectors, priors, m.history_len + 10)
     assert not np.allclose(longer[0], cos[0])  # the window matters, and it is the device's

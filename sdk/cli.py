@@ -4,7 +4,8 @@
     edgerec recommend --home DIR --candidates FILE.jsonl [--k N] [--json]
     edgerec history add|list|export|erase --home DIR ...
     edgerec inspect-model BUNDLE
-    edgerec update --home DIR --url URL [--root root.json]
+    edgerec update --home DIR --url URL [--root root.json] [--shadow]
+    edgerec shadow status|promote|reject --home DIR
     edgerec rollback --home DIR
 
 The history key comes from ``--key-file`` (32 raw bytes) or a passphrase in the environment
@@ -74,9 +75,39 @@ def cmd_info(args: argparse.Namespace) -> int:
         info["home"] = str(home)
         info["active_model"] = read_pointer(home).get("version")
         info["active_model_dir"] = str(active_model_dir(home) or "")
+        info["shadow_candidate"] = read_pointer(home).get("candidate")
     for key, value in info.items():
         print(f"{key}: {value}")
+    if args.home is not None and info["shadow_candidate"] is not None and _has_key(args):
+        _print_shadow(args)
     return 0
+
+
+def _has_key(args: argparse.Namespace) -> bool:
+    return args.key_file is not None or bool(os.environ.get(args.passphrase_env))
+
+
+def _print_shadow(args: argparse.Namespace) -> None:
+    """The shadow evaluation's state (needs the history key: the evidence is encrypted)."""
+    with _open(args) as rec:
+        s = rec.shadow_status()
+
+    def number(value: float | None, digits: int = 4) -> str:
+        return "-" if value is None else f"{value:.{digits}f}"
+
+    print(f"shadow: model {s.candidate} against active model {s.active}: {s.decision}")
+    print(
+        f"shadow impressions: {s.impressions}, with a read: {s.reads} "
+        f"(the rule looks from {s.min_reads})"
+    )
+    for name, m in (("active", s.active_metrics), ("candidate", s.candidate_metrics)):
+        print(f"shadow {name}: local AUC {number(m.auc)}, MRR {number(m.mrr)}")
+    print(f"shadow top-k agreement: {number(s.agreement, 3)}")
+    if s.difference is not None:
+        print(
+            f"shadow AUC difference (candidate - active): {s.difference:+.4f} "
+            f"[{s.lower:+.4f}, {s.upper:+.4f}] at the last look, margin {s.margin}"
+        )
 
 
 def cmd_recommend(args: argparse.Namespace) -> int:
@@ -167,13 +198,34 @@ def cmd_update(args: argparse.Namespace) -> int:
     root = Path(args.root) if args.root else None
     print(f"checking {args.url} for a newer model ...", flush=True)
     result = updates.check_for_update(
-        args.home, args.url, trusted_root=root, deadline_s=args.deadline
+        args.home, args.url, trusted_root=root, deadline_s=args.deadline, shadow=args.shadow
     )
     if result is None:
         status = updates.update_status(args.home)
         print(f"up to date: model {status.active} is active")
+    elif result.shadow:
+        print(f"model {result.version} is in shadow; model {result.previous} keeps serving")
     else:
         print(f"model {result.version} is active (previous: {result.previous})")
+    return 0
+
+
+def cmd_shadow(args: argparse.Namespace) -> int:
+    if args.action == "status":
+        from .home import installed_status
+
+        if installed_status(Path(args.home)).candidate is None:
+            print("no model is in shadow")
+        else:
+            _print_shadow(args)
+        return 0
+    with _open(args) as rec:
+        if args.action == "promote":
+            version = rec.promote_candidate()
+            print(f"model {version} promoted: it is active, on probation")
+        else:
+            version = rec.reject_candidate()
+            print(f"model {version} rejected: it will not be installed again")
     return 0
 
 
@@ -201,8 +253,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="edgerec", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("info", help="versions, runtime, and a home's active model")
+    p = sub.add_parser(
+        "info", help="versions, runtime, a home's active model and the model in shadow"
+    )
     p.add_argument("--home", default=None)
+    p.add_argument("--profile", default="default", help="reader profile (for the key)")
+    p.add_argument("--bundle", default=None, help=argparse.SUPPRESS)
+    p.add_argument(
+        "--key-file", default=None, help="the history key: with it, the shadow evidence too"
+    )
+    p.add_argument("--passphrase-env", default=PASSPHRASE_ENV, help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_info)
 
     p = sub.add_parser("recommend", help="rank a JSONL file of candidate articles")
@@ -246,7 +306,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--url", required=True, help="the TUF repository's base URL")
     p.add_argument("--root", default=None, help="the pinned root.json (first update only)")
     p.add_argument("--deadline", type=float, default=120.0, help="seconds for all downloads")
+    p.add_argument(
+        "--shadow",
+        action="store_true",
+        help="install it as the candidate in shadow: the active model keeps serving until "
+        "the readers' own reads promote or reject it",
+    )
     p.set_defaults(func=cmd_update)
+
+    p = sub.add_parser("shadow", help="the model in shadow: its evidence, or an override")
+    p.add_argument("action", choices=("status", "promote", "reject"))
+    _home_args(p)
+    p.set_defaults(func=cmd_shadow)
 
     p = sub.add_parser("rollback", help="make the last known-good model active again")
     p.add_argument("--home", required=True, help="the device home folder")

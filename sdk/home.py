@@ -5,8 +5,10 @@ active, and the only code that changes that (activate, roll back, repair at star
       history.db              the encrypted reading history (edgerec.history)
       models/<version>/       installed bundles (model.tflite + manifest.json)
       models/active.json      {"version": N, "previous": M}: the pointer to the active model
-                              (+ "rejected": R after a rollback from R; + "probation": N
-                              until model N has served its first recommendations)
+                              (+ "rejected": R after a rollback from R or a rejected
+                              candidate R; + "probation": N until model N has served its
+                              first recommendations; + "candidate": C while model C is
+                              in shadow, edgerec.shadow)
       models/.lock            one writer of models/ at a time (flock)
       tuf/                    the update client's trusted TUF metadata (edgerec.updates)
 
@@ -24,8 +26,8 @@ damaged (reliability cases B3, B4).
 Example:
     >>> import tempfile
     >>> home = checked_home(tempfile.mkdtemp())
-    >>> read_pointer(home), active_model_dir(home), installed_status(home)
-    ({}, None, InstalledModels(active=None, previous=None, rejected=None))
+    >>> read_pointer(home), active_model_dir(home), installed_status(home).active
+    ({}, None, None)
 """
 
 from __future__ import annotations
@@ -63,10 +65,13 @@ __all__ = [
     "cleanup",
     "finish_probation",
     "has_installed_models",
+    "install_candidate",
     "installed_status",
     "locked",
+    "promote_candidate",
     "read_pointer",
     "readable_model",
+    "reject_candidate",
     "rollback",
     "verified_active_model",
     "write_pointer",
@@ -128,19 +133,21 @@ def write_pointer(
     *,
     rejected: int | None = None,
     probation: bool = False,
+    candidate: int | None = None,
     on_step: StepHook | None = None,
 ) -> None:
     """Replace ``models/active.json`` atomically: a reader sees the old or the new pointer.
 
     ``rejected`` records the newest version rolled back from (not reinstalled by updates);
-    ``probation`` marks ``version`` as not yet proven by its first recommendations.
+    ``probation`` marks ``version`` as not yet proven by its first recommendations;
+    ``candidate`` names the model in shadow (installed, not active).
     ``on_step`` is called with ``"pointer-temp"`` and ``"pointer-renamed"`` (crash tests).
 
     Raises:
         InvalidInputError: a version is not a positive int.
         OSError: the folder cannot be written (the old pointer is then still in place).
     """
-    for value in (version, previous, rejected):
+    for value in (version, previous, rejected, candidate):
         if value is not None and (type(value) is not int or value < 1):
             raise InvalidInputError("model versions must be positive ints")
     models = home / MODELS_DIR
@@ -152,6 +159,8 @@ def write_pointer(
         data["rejected"] = rejected
     if probation:
         data["probation"] = version
+    if candidate is not None:
+        data["candidate"] = candidate
     step = (lambda name: on_step(_POINTER_STEPS[name])) if on_step else None
     atomic_write(models / ACTIVE_FILE, json.dumps(data).encode() + b"\n", on_step=step)
 
@@ -194,8 +203,9 @@ class InstalledModels:
 
     active: int | None
     previous: int | None  # the last known-good model, what a rollback returns to
-    rejected: int | None  # the newest version rolled back from (not reinstalled)
+    rejected: int | None  # the newest version rolled back from or rejected (not reinstalled)
     on_probation: bool = False  # the active model has not served its first calls yet
+    candidate: int | None = None  # the model in shadow (installed, not active)
 
 
 def installed_status(home: Path) -> InstalledModels:
@@ -207,6 +217,7 @@ def installed_status(home: Path) -> InstalledModels:
         pointer.get("previous"),
         pointer.get("rejected"),
         active is not None and pointer.get("probation") == active,
+        pointer.get("candidate"),
     )
 
 
@@ -229,10 +240,11 @@ def locked(home: Path) -> Iterator[Path]:
 
 def cleanup(home: Path) -> None:
     """Remove what an interrupted call left: staging folders, pointer temp files, and bundle
-    folders that are neither the active nor the previous model (call with the lock held)."""
+    folders that are neither the active, the previous nor the candidate model (call with the
+    lock held)."""
     models = home / MODELS_DIR
     pointer = read_pointer(home)
-    keep = {str(v) for k, v in pointer.items() if k in ("version", "previous")}
+    keep = {str(v) for k, v in pointer.items() if k in ("version", "previous", "candidate")}
     remove_temporaries(models)
     for entry in models.iterdir():
         staging = entry.name.startswith(STAGING_PREFIX)
@@ -264,8 +276,11 @@ def activate(home: Path, staging: Path, version: int, step: StepHook) -> int | N
     step("renamed")
     fsync_dir(models)
     step("dir-fsynced")
-    previous = read_pointer(home).get("version")
-    write_pointer(home, version, previous, probation=True, on_step=step)
+    pointer = read_pointer(home)
+    previous, candidate = pointer.get("version"), pointer.get("candidate")
+    if candidate is not None and candidate <= version:
+        candidate = None  # a newer model went live: the shadow comparison is moot
+    write_pointer(home, version, previous, probation=True, candidate=candidate, on_step=step)
     step("pointer-swapped")
     cleanup(home)
     return previous
@@ -283,9 +298,108 @@ def finish_probation(home: Path, version: int) -> bool:
         pointer = read_pointer(home)
         if pointer.get("version") != version or pointer.get("probation") != version:
             return False
-        write_pointer(home, version, pointer.get("previous"), rejected=pointer.get("rejected"))
+        write_pointer(
+            home,
+            version,
+            pointer.get("previous"),
+            rejected=pointer.get("rejected"),
+            candidate=pointer.get("candidate"),
+        )
     log.info("model %d passed its probation", version)
     return True
+
+
+def install_candidate(home: Path, staging: Path, version: int, step: StepHook) -> None:
+    """Install the validated bundle in ``staging`` as model ``version`` in shadow (lock
+    held): durable as :func:`activate` (``staged``, ``renamed``, ``dir-fsynced``,
+    ``pointer-temp``, ``pointer-renamed``, ``pointer-swapped``), but the pointer only gains
+    ``"candidate"``: the active model keeps serving. A candidate it replaces is removed.
+
+    Raises:
+        OSError: the disk refused a step; the pointer is unchanged.
+    """
+    models = home / MODELS_DIR
+    for name in (MANIFEST_FILE, MODEL_FILE):
+        fsync_file(staging / name)
+    fsync_dir(staging)
+    step("staged")
+    final = models / str(version)
+    if final.exists():
+        shutil.rmtree(final)
+    os.rename(staging, final)
+    step("renamed")
+    fsync_dir(models)
+    step("dir-fsynced")
+    pointer = read_pointer(home)
+    _rewrite(home, pointer, candidate=version, on_step=step)
+    step("pointer-swapped")
+    cleanup(home)
+
+
+def promote_candidate(home: Path, version: int) -> int | None:
+    """Make the candidate ``version`` the active model, on probation (the existing
+    rollback then applies); the version it replaced (now ``previous``).
+
+    Raises:
+        UpdateError: ``version`` is not the candidate (another process decided first).
+        ModelFormatError: the candidate's files are damaged (it is rejected instead).
+        OSError: the pointer cannot be written (nothing changed).
+    """
+    with locked(home) as models:
+        pointer = read_pointer(home)
+        if pointer.get("candidate") != version:
+            raise UpdateError(f"model {version} is not the candidate in shadow")
+        try:
+            Bundle.load(models / str(version))
+        except BundleError as exc:
+            _rewrite(home, pointer, candidate=None, rejected=version)
+            cleanup(home)
+            raise ModelFormatError(f"the candidate is damaged: {exc}") from None
+        previous = pointer.get("version")
+        write_pointer(home, version, previous, rejected=pointer.get("rejected"), probation=True)
+        cleanup(home)
+    log.info("candidate model %d promoted (previous %s)", version, previous)
+    return previous
+
+
+def reject_candidate(home: Path, version: int) -> bool:
+    """Drop the candidate ``version`` and remember it as rejected (the update client never
+    installs it, or anything older, again); False when it is not the candidate.
+
+    Raises:
+        OSError: the pointer cannot be written (nothing changed).
+    """
+    with locked(home):
+        pointer = read_pointer(home)
+        if pointer.get("candidate") != version:
+            return False
+        _rewrite(home, pointer, candidate=None, rejected=max(version, pointer.get("rejected", 0)))
+        cleanup(home)
+    log.warning("candidate model %d rejected", version)
+    return True
+
+
+def _rewrite(
+    home: Path,
+    pointer: dict[str, int],
+    *,
+    candidate: int | None,
+    rejected: int | None = None,
+    on_step: StepHook | None = None,
+) -> None:
+    """The pointer with only its candidate (and perhaps ``rejected``) changed."""
+    active = pointer.get("version")
+    if active is None:  # no active model yet: the candidate is all there is
+        raise UpdateError("a model in shadow needs an active model to compare with")
+    write_pointer(
+        home,
+        active,
+        pointer.get("previous"),
+        rejected=rejected if rejected is not None else pointer.get("rejected"),
+        probation=pointer.get("probation") == active,
+        candidate=candidate,
+        on_step=on_step,
+    )
 
 
 def rollback(home: str | Path) -> int:
@@ -309,7 +423,12 @@ def rollback(home: str | Path) -> int:
             Bundle.load(models / str(previous))
         except BundleError as exc:
             raise ModelFormatError(f"the previous model is damaged: {exc}") from None
-        write_pointer(home, previous, rejected=max(current, pointer.get("rejected", 0)))
+        write_pointer(
+            home,
+            previous,
+            rejected=max(current, pointer.get("rejected", 0)),
+            candidate=pointer.get("candidate"),
+        )
         cleanup(home)
     log.warning("rolled back from model %d to %d", current, previous)
     return previous
@@ -366,7 +485,12 @@ def verified_active_model(home: str | Path) -> Path | None:
                     type(exc).__name__,
                 )
             else:
-                write_pointer(home, previous, rejected=max(version, pointer.get("rejected", 0)))
+                write_pointer(
+                    home,
+                    previous,
+                    rejected=max(version, pointer.get("rejected", 0)),
+                    candidate=pointer.get("candidate"),
+                )
                 cleanup(home)
                 log.warning("fell back from damaged model %d to %d", version, previous)
                 return path

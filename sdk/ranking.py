@@ -36,7 +36,7 @@ from typing import Any, Final
 import numpy as np
 import numpy.typing as npt
 
-from .errors import EdgerecError, InvalidInputError, InvalidTypeError
+from .errors import EdgerecError, InvalidInputError, InvalidTypeError, ModelFormatError
 from .features import FeatureSpec, hashing, parse_time
 from .features.values import check_int, check_number
 from .model import Bundle, ModelRunner
@@ -89,6 +89,22 @@ class _Read:
     row: npt.NDArray[np.int32]  # (F,)
     feed: FloatArray | None  # (P,) its feed vector at unit length, if it had one
     unit: FloatArray | None = None  # (D,) its item vector, unit length, once computed
+
+
+@dataclass(slots=True)
+class _Scored:
+    """One call's candidates after the rules, with their final scores."""
+
+    ids: list[str]  # (N,) the kept candidates' ids
+    cands: list[_Candidate]
+    slots: npt.NDArray[np.intp]  # (N,)
+    scores: npt.NDArray[np.float64]  # (N,)
+    personal: bool  # scored by the model (a history), not the cold-start prior
+    ages_h: npt.NDArray[np.float64] | None  # (N,) with freshness on
+    half_life: float | None
+    k: int
+    max_per_source: int | None
+    diversity: float | None
 
 
 def _same(fingerprint: dict[str, Any], article: Mapping[str, Any]) -> bool:
@@ -376,7 +392,55 @@ class Ranker:
 
     # -- ranking ----------------------------------------------------------------------
 
-    def recommend(
+    def recommend(self, candidates: object, **options: Any) -> list[Recommendation]:
+        """The top ``k`` of ``candidates`` under the rules (the Recommender's
+        ``recommend``; ``options`` are its keyword arguments, ``now`` as epoch seconds)."""
+        scored = self._score(candidates, **options)
+        if scored is None:
+            return []
+        out = []
+        for rank, j in enumerate(self._chosen(scored), start=1):
+            c = scored.cands[j]
+            reasons: list[str] = []
+            if scored.personal:
+                because = self._because(int(scored.slots[j]))
+                if because:
+                    reasons.append(f"because you read {because}")
+            elif self._prior_rate(c) > self._prior_default:
+                reasons.append("popular now")
+            ages_h, half_life = scored.ages_h, scored.half_life
+            if ages_h is not None and half_life is not None and ages_h[j] < half_life:
+                reasons.append("new")
+            out.append(Recommendation(scored.ids[j], float(scored.scores[j]), rank, tuple(reasons)))
+        return out
+
+    def shadow_ranks(
+        self, candidates: object, shown: Sequence[str], **options: Any
+    ) -> tuple[list[int], float]:
+        """How this model would have ranked a call another model answered with ``shown``:
+        its order of ``shown`` (1 = the one it scores highest) and the share of its own
+        top ``len(shown)`` that ``shown`` holds (top-k agreement).
+
+        Raises:
+            ModelFormatError: a score is NaN or infinite.
+            InvalidTypeError, InvalidInputError: this model's spec refuses a candidate.
+        """
+        scored = self._score(candidates, **{**options, "k": max(len(shown), 1)})
+        if scored is None or not shown:
+            return [], 0.0
+        if not np.isfinite(scored.scores).all():
+            raise ModelFormatError("the model scored NaN or infinity")
+        position = {article_id: j for j, article_id in enumerate(scored.ids)}
+        # An id this model filtered out cannot happen with the same rules and reads; if it
+        # does, it ranks last.
+        mine = np.array([scored.scores[position[i]] if i in position else -np.inf for i in shown])
+        order = np.argsort(-mine, kind="stable")  # shown indices, best first
+        ranks = np.empty(len(shown), dtype=int)
+        ranks[order] = np.arange(1, len(shown) + 1)
+        own = {scored.ids[j] for j in self._chosen(scored)}
+        return [int(r) for r in ranks], len(own.intersection(shown)) / len(shown)
+
+    def _score(
         self,
         candidates: object,
         *,
@@ -390,7 +454,8 @@ class Ranker:
         max_per_source: int | None = None,
         freshness_half_life_h: float | None = None,
         diversity: float | None = None,
-    ) -> list[Recommendation]:
+    ) -> _Scored | None:
+        """The candidates that pass the rules and their final scores; None: none pass."""
         k = check_int("k", k, 1)  # above the number of candidates: all of them
         if max_per_source is not None:
             max_per_source = check_int("max_per_source", max_per_source, 1)
@@ -419,7 +484,7 @@ class Ranker:
         if unwanted_sources:
             keep = [i for i in keep if pool[i].source not in unwanted_sources]
         if not keep:
-            return []
+            return None
         cands = [pool[i] for i in keep] if len(keep) < len(pool) else pool
         slots = np.array([c.slot for c in cands], dtype=np.intp)  # (N,)
 
@@ -441,29 +506,29 @@ class Ranker:
             ages_h = np.maximum(0.0, now - ages_h) / 3600.0
             known = ~np.isnan(ages_h)
             scores[known] -= math.log(2.0) * ages_h[known] / half_life
-
-        chosen = self._select(
+        kept_ids = [ids[i] for i in keep] if len(keep) < len(ids) else ids
+        return _Scored(
+            kept_ids,
             cands,
-            slots=slots,
-            scores=scores,
-            k=k,
-            max_per_source=max_per_source,
-            diversity=diversity,
+            slots,
+            scores,
+            personal,
+            ages_h,
+            half_life,
+            k,
+            max_per_source,
+            diversity,
         )
-        out = []
-        for rank, j in enumerate(chosen, start=1):
-            c = cands[j]
-            reasons: list[str] = []
-            if personal:
-                because = self._because(int(slots[j]))
-                if because:
-                    reasons.append(f"because you read {because}")
-            elif self._prior_rate(c) > self._prior_default:
-                reasons.append("popular now")
-            if ages_h is not None and half_life is not None and ages_h[j] < half_life:
-                reasons.append("new")
-            out.append(Recommendation(ids[keep[j]], float(scores[j]), rank, tuple(reasons)))
-        return out
+
+    def _chosen(self, scored: _Scored) -> list[int]:
+        return self._select(
+            scored.cands,
+            slots=scored.slots,
+            scores=scored.scores,
+            k=scored.k,
+            max_per_source=scored.max_per_source,
+            diversity=scored.diversity,
+        )
 
     def _with_signals(
         self, model: npt.NDArray[np.float64], slots: npt.NDArray[np.intp]

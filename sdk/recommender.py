@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
+from . import shadow
 from .errors import (
     BundleError,
     ClosedError,
@@ -35,7 +36,9 @@ from .errors import (
     ProfileErasedError,
 )
 from .features import parse_time
+from .features.values import check_int, check_number
 from .history import ReadingHistory
+from .history.impressions import MAX_SHOWN, Impression
 from .home import (
     HISTORY_FILE,
     active_model_dir,
@@ -48,17 +51,22 @@ from .home import (
 )
 from .model import Bundle
 from .ranking import READ_IDS_WINDOW, Ranker, Recommendation
+from .shadow import Candidate, ShadowEvaluation, ShadowStatus
 
 if TYPE_CHECKING:
     from .updates import UpdateResult
 
-__all__ = ["PROBATION_CALLS", "Recommendation", "Recommender"]
+__all__ = ["PROBATION_CALLS", "Recommendation", "Recommender", "ShadowStatus"]
 
 log = logging.getLogger(__name__)
 
 # A newly activated model is on probation for its first calls: if one of them fails in the
 # interpreter or scores NaN/Inf, the SDK rolls back to the last known-good model.
 PROBATION_CALLS: Final = 20
+# The impression log is written with each read it records, and otherwise every this many
+# calls (and at close or a profile switch): a kill -9 loses at most this many unread
+# impressions, never a read.
+IMPRESSIONS_SAVED_EVERY: Final = 200
 
 
 class Recommender:
@@ -82,6 +90,7 @@ class Recommender:
         self._ranker = Ranker(bundle)
         self._probation = 0
         self._guest = False
+        self._shadow = ShadowEvaluation(home)  # the model in shadow, if any
         self._load_reader()
 
     @classmethod
@@ -95,6 +104,8 @@ class Recommender:
         profile: str = "default",
         bundle: str | Path | Bundle | None = None,
         clock: Callable[[], float] = time.time,
+        shadow_min_reads: int = shadow.MIN_READS,
+        shadow_margin: float = 0.0,
     ) -> Recommender:
         """Open (or create) a device home and one reader profile in it.
 
@@ -108,12 +119,17 @@ class Recommender:
                 with; None uses the model installed in ``home`` by the update client, and
                 with none installed the Recommender ranks by freshness alone.
             clock: epoch seconds now (injectable for tests).
+            shadow_min_reads, shadow_margin: the shadow decision rule's first look (device
+                impressions with a read) and margin (:mod:`edgerec.shadow`). A model in
+                shadow is compared only when ``bundle`` is None (the installed models).
 
         Raises:
             InvalidTypeError, InvalidInputError: a bad argument.
             BundleError (and its leaves), RuntimeUnavailableError: the model cannot be used.
             WrongKeyError, KeyUnavailableError, StorageCorruptError: see ReadingHistory.
         """
+        min_reads = check_int("shadow_min_reads", shadow_min_reads, 1, shadow.MAX_READS)
+        margin = check_number("shadow_margin", shadow_margin, 0.0, 1.0)
         folder = checked_home(home)
         loaded = cls._load_bundle(folder, bundle)
         history = ReadingHistory.open(
@@ -128,10 +144,16 @@ class Recommender:
         except BaseException:
             history.close()
             raise
+        rec._shadow.min_reads, rec._shadow.margin = min_reads, margin
         if bundle is None and loaded is not None:
             status = installed_status(folder)
             if status.on_probation and status.active == loaded.manifest.model_version:
                 rec._probation = PROBATION_CALLS  # activated by another process or run
+            try:
+                rec._sync_candidate()
+            except BaseException:
+                rec.close()
+                raise
         return rec
 
     @classmethod
@@ -221,7 +243,9 @@ class Recommender:
         """Close the history store and forget the reader's cached vectors. Idempotent."""
         with self._lock:
             self._ranker.clear_reader()
+            self._shadow.clear_reader()
             if self._history is not None:
+                self._save_impressions()
                 self._history.close()
                 self._history = None
 
@@ -229,6 +253,17 @@ class Recommender:
         if self._history is None:
             raise ClosedError("the Recommender is closed")
         return self._history
+
+    def _save_impressions(self) -> None:
+        """Write the impression log if it changed; a failure is logged, never raised (the
+        log is evidence for shadow evaluation, not the reader's data)."""
+        history = self._history
+        if history is None or self._guest:
+            return
+        try:
+            history.save_impressions()
+        except EdgerecError as exc:
+            log.warning("the impression log was not saved (%s)", type(exc).__name__)
 
     def _live_history(self) -> ReadingHistory:
         """The history, checked to still hold the active reader's profile (one
@@ -246,12 +281,15 @@ class Recommender:
             history.ensure_alive()
         except ProfileErasedError:
             self._ranker.clear_reader()
+            self._shadow.clear_reader()
             raise
         return history
 
     def _load_reader(self) -> None:
         events = self._open_history().recent(READ_IDS_WINDOW)  # newest first
-        self._ranker.load_reader([e.article() for e in reversed(events)])
+        articles = [e.article() for e in reversed(events)]
+        self._ranker.load_reader(articles)
+        self._shadow.load_reader(articles)
 
     # -- properties -------------------------------------------------------------------
 
@@ -302,6 +340,9 @@ class Recommender:
             read = self._ranker.prepare_read(article)  # a bad article: refused, not stored
             history.record(self._ranker.stamped(article), at=at, dwell_s=dwell_s)
             self._ranker.add_read(str(article["id"]), read)
+            self._shadow.add_read(article)
+            if not self._guest:
+                self._count_read(history, str(article["id"]), self._now(at))
 
     def recommend(
         self,
@@ -362,8 +403,12 @@ class Recommender:
                 "diversity": diversity,
             }
             if not self._probation:
-                return self._ranker.recommend(candidates, **options)
-            return self._on_probation(candidates, options)
+                out = self._ranker.recommend(candidates, **options)
+            else:
+                out = self._on_probation(candidates, options)
+            if out and not self._guest:
+                self._remember(candidates, options, out)
+            return out
 
     def _on_probation(self, candidates: Any, options: dict[str, Any]) -> list[Recommendation]:
         """One of a new model's first calls: a failure in the model rolls back to the
@@ -401,14 +446,104 @@ class Recommender:
         except OSError as exc:  # the next Recommender runs the probation again: harmless
             log.warning("could not record that model %s passed probation (%s)", version, exc)
 
+    # -- impressions and shadow evaluation -------------------------------------------
+
+    def _remember(
+        self, candidates: Any, options: dict[str, Any], out: list[Recommendation]
+    ) -> None:
+        """Log the call's impression; with a model in shadow, it ranks the same candidates
+        first (its failure rejects it; the caller's answer stands)."""
+        impression = Impression(options["now"], tuple(r.id for r in out[:MAX_SHOWN]))
+        self._shadow.score(candidates, impression, options)
+        impressions = self._open_history().impressions
+        impressions.add(impression)
+        if impressions.unsaved >= IMPRESSIONS_SAVED_EVERY:
+            self._save_impressions()
+
+    def _count_read(self, history: ReadingHistory, article_id: str, at: float) -> None:
+        """Mark the read on the impression that showed it (saved at once); evidence for
+        the model in shadow, which the rule may promote."""
+        impression = history.impressions.mark_read(article_id, at)
+        if impression is None:
+            return
+        self._save_impressions()
+        promoted = self._shadow.on_read(impression, history)
+        if promoted is not None:
+            self._serve_with(promoted)
+
+    def _sync_candidate(self) -> None:
+        """Load (or drop) the model in shadow the pointer names, then look at the evidence
+        earlier runs left (a verdict may be due already)."""
+        if self._guest or not self._shadow.sync():
+            return
+        self._load_reader()
+        promoted = self._shadow.look(self._open_history())
+        if promoted is not None:
+            self._serve_with(promoted)
+
+    def _serve_with(self, promoted: Candidate) -> None:
+        """Rank with the promoted candidate: its vectors and the reader are loaded."""
+        self._ranker.clear_reader()
+        self._ranker = promoted.ranker
+        self._probation = PROBATION_CALLS
+
+    def shadow_status(self) -> ShadowStatus:
+        """The model in shadow and the device's evidence about it: impressions and reads
+        seen (over every profile), both models' local AUC and MRR, their top-k agreement,
+        and the decision rule's state (:mod:`edgerec.shadow`). Holds no article id and
+        nothing about any reader.
+
+        Raises:
+            ProfileErasedError, ClosedError: as :meth:`recommend`.
+        """
+        with self._lock:
+            return self._shadow.status(self._live_history(), self.model_version)
+
+    def promote_candidate(self) -> int:
+        """Promote the model in shadow now, whatever the evidence (an operator's override:
+        ``edgerec shadow promote``); it then serves on probation. Its version.
+
+        Raises:
+            UpdateError: no model is in shadow. InvalidInputError: a guest Recommender.
+            ModelFormatError: its files are damaged (it is rejected instead).
+        """
+        self._refuse_for_guest("model updates")
+        with self._lock:
+            self._sync_candidate()
+            promoted = self._shadow.promote()
+            self._serve_with(promoted)
+            return promoted.version
+
+    def reject_candidate(self) -> int:
+        """Reject the model in shadow now (``edgerec shadow reject``): it is never
+        installed again. Its version.
+
+        Raises:
+            UpdateError: no model is in shadow. InvalidInputError: a guest Recommender.
+        """
+        self._refuse_for_guest("model updates")
+        with self._lock:
+            self._sync_candidate()
+            return self._shadow.reject("rejected by the operator")
+
     # -- model updates ----------------------------------------------------------------
 
     def check_for_update(
-        self, url: str, *, trusted_root: bytes | str | Path | None = None, **options: Any
+        self,
+        url: str,
+        *,
+        trusted_root: bytes | str | Path | None = None,
+        shadow: bool = False,
+        **options: Any,
     ) -> UpdateResult | None:
         """Pull, verify (TUF), validate (child process) and activate the repository's newest
         model if it is newer; this Recommender then ranks with it, without a restart. Its
         first :data:`PROBATION_CALLS` recommendations roll back automatically on failure.
+
+        With ``shadow=True`` the model is installed as the candidate instead: the active
+        model keeps answering, the candidate ranks the same calls, and the decision rule
+        of :mod:`edgerec.shadow` promotes or rejects it on the readers' own reads
+        (:meth:`shadow_status`).
 
         Blocking (downloads and validation, bounded by their deadlines): call it from a
         background thread; recommendations keep being served meanwhile.
@@ -428,12 +563,15 @@ class Recommender:
         from . import updates
 
         self._refuse_for_guest("model updates")
-        result = updates.check_for_update(self._home, url, trusted_root=trusted_root, **options)
+        result = updates.check_for_update(
+            self._home, url, trusted_root=trusted_root, shadow=shadow, **options
+        )
         if result is not None:
-            bundle = Bundle.load(result.path)
             with self._lock:
-                self._set_model(bundle)
-                self._probation = PROBATION_CALLS
+                if not result.shadow:
+                    self._set_model(Bundle.load(result.path))
+                    self._probation = PROBATION_CALLS
+                self._sync_candidate()
         return result
 
     def rollback(self) -> int:
@@ -479,6 +617,8 @@ class Recommender:
         if self._guest:  # its in-memory store has no other reader to switch to
             raise InvalidInputError("a guest Recommender cannot switch profiles; open one")
         with self._lock:
+            self._save_impressions()
+            self._shadow.clear_reader()
             if self._history is not None and key is None and passphrase is None:
                 history = self._history  # the same master key wraps every profile
                 self._ranker.clear_reader()

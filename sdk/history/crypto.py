@@ -14,7 +14,8 @@ Key hierarchy::
            ├─ HKDF "profile-wrap"  wraps each profile's keys (below)
            ├─ HKDF "profile-id"    HMAC: profile name -> pseudonymous 16-byte id
            ├─ HKDF "profile-name"  AES-GCM: the encrypted profile names
-           └─ HKDF "generation"    HMAC over the rollback generation record
+           ├─ HKDF "generation"    HMAC over the rollback generation record
+           └─ HKDF "impressions"   AES-GCM: each profile's impression log (one row)
     per profile, wrapped:  a MAC key (head record and row digests; lives as long as the
                            profile) and one data key per key id (two only while
                            rotate_profile_key() is re-encrypting)

@@ -199,9 +199,13 @@ def decode_event(seq: int, plaintext: bytes) -> HistoryEvent:
         raise UnsupportedFormatError(f"event seq={seq} has an unknown layout") from None
 
 
-def export_json(profile: str, events: Sequence[HistoryEvent]) -> str:
+def export_json(
+    profile: str, events: Sequence[HistoryEvent], impressions: Sequence[Any] = ()
+) -> str:
     """The export document: ``{"format": "edgerec.history.export", "version": 1,
-    "profile": name, "events": [{"seq", "article_id", "features", "at", "dwell_s"}, ...]}``.
+    "profile": name, "events": [{"seq", "article_id", "features", "at", "dwell_s"}, ...],
+    "impressions": [{"at", "ids", "read", ...}, ...]}`` (the impression log's records,
+    :meth:`edgerec.history.impressions.Impression.to_json`).
     """
     doc = {
         "format": "edgerec.history.export",
@@ -217,5 +221,6 @@ def export_json(profile: str, events: Sequence[HistoryEvent]) -> str:
             }
             for e in events
         ],
+        "impressions": list(impressions),
     }
     return json.dumps(doc, ensure_ascii=False, allow_nan=False)

@@ -119,6 +119,7 @@ class StoreKeys:
     pseudonym: bytes  # HMAC: profile name -> pseudonymous id
     names: bytes  # encrypts the profile names
     generation: bytes  # MACs the rollback generation record
+    impressions: bytes  # seals each profile's impression log
 
     @classmethod
     def derive(cls, store_id: bytes, kdf_raw: bytes, master: bytes, store_key: bytes) -> StoreKeys:
@@ -131,6 +132,7 @@ class StoreKeys:
             pseudonym=crypto.hkdf(store_key, b"edgerec/history/profile-id"),
             names=crypto.hkdf(store_key, b"edgerec/history/profile-name"),
             generation=crypto.hkdf(store_key, b"edgerec/history/generation"),
+            impressions=crypto.hkdf(store_key, b"edgerec/history/impressions"),
         )
 
     def __repr__(self) -> str:

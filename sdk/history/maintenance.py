@@ -21,7 +21,7 @@ import sqlite3
 from typing import Final
 
 from ..errors import StorageBusyError, StorageError
-from . import crypto, keys, window
+from . import crypto, impressions, keys, window
 from .connection import Database
 from .events import decode_event
 from .keys import KeySource, StoreKeys
@@ -131,6 +131,7 @@ def erase(db: Database, gen: Generation, pid: bytes) -> bool:
         conn.execute("DELETE FROM profiles WHERE pid = ?", (pid,))
         conn.execute("DELETE FROM events WHERE pid = ?", (pid,))
         conn.execute("DELETE FROM removed WHERE pid = ?", (pid,))
+        impressions.delete(conn, pid)
         new_gen = gen.bump(conn)
     gen.advance(new_gen)
     return existed is not None

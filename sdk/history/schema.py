@@ -42,7 +42,7 @@ __all__ = [
     "write_meta",
 ]
 
-FORMAT_VERSION: Final = 2
+FORMAT_VERSION: Final = 3
 MIGRATION_SET: Final = "edgerec.history"
 MIGRATIONS_TABLE: Final = "_sqlite_migrations"  # sqlite-utils' own table name
 
@@ -93,9 +93,21 @@ def _window(db: Database) -> None:
     write_meta(db.conn, "format", b"2")
 
 
+def _impressions(db: Database) -> None:
+    # Each profile's impression log (edgerec.history.impressions): one sealed row per
+    # profile. Format 3: an older SDK would leave a profile's log behind when it erases
+    # the profile, so it refuses the file instead.
+    db.execute("CREATE TABLE impressions (pid BLOB PRIMARY KEY, blob BLOB) WITHOUT ROWID")
+    write_meta(db.conn, "format", b"3")
+
+
 # In order; a new schema version appends here (and bumps FORMAT_VERSION if old SDKs must
 # refuse the file).
-_STEPS: Final = (("0001_initial", _initial), ("0002_window", _window))
+_STEPS: Final = (
+    ("0001_initial", _initial),
+    ("0002_window", _window),
+    ("0003_impressions", _impressions),
+)
 
 
 def _migrations() -> Migrations:

@@ -33,9 +33,10 @@ from ..errors import (
     StorageCorruptError,
 )
 from ..features.values import check_int
-from . import crypto, keys, maintenance, profiles, schema, window, writes
+from . import crypto, impressions, keys, maintenance, profiles, schema, window, writes
 from .connection import Database, quarantine
 from .events import HistoryEvent, decode_event, encode_batch, encode_event, export_json
+from .impressions import ImpressionLog
 from .keys import DEFAULT_SCRYPT_N, KeySource, StoreKeys
 from .limits import MAX_ID_CHARS, MAX_LIMIT, MAX_PROFILE_CHARS, Options, check_path, check_text
 from .profiles import Profile
@@ -79,6 +80,7 @@ class ReadingHistory:
         self._lock = threading.RLock()
         self._closed = True
         self._profile = None
+        self._log: ImpressionLog | None = None  # the active profile's, once loaded
 
     # ------------------------------------------------------------------- opening
     @classmethod
@@ -215,6 +217,7 @@ class ReadingHistory:
         upgrade a format-1 head, finish a key rotation cut short, apply the retention
         limits."""
         db, opts = self._db, self._opts
+        self._log = None
         self._profile = profiles.activate(
             db, self._keys, self._gen, name, opts.random_bytes, has_window=self._has_window
         )
@@ -323,7 +326,13 @@ class ReadingHistory:
         """
         with self._lock:
             prof, opts = self._active(), self._opts
-            return writes.remove(self._db, self._gen, prof, partial(maintenance.prune, opts=opts))
+            removed = writes.remove(
+                self._db, self._gen, prof, partial(maintenance.prune, opts=opts)
+            )
+            if opts.max_age_s is not None and not self._db.read_only:
+                self.impressions.drop_before(opts.clock() - opts.max_age_s)
+                self.save_impressions()
+            return removed
 
     def forget(self, article_id: str) -> int:
         """Delete every event of ``article_id`` in the active profile: ``secure_delete``,
@@ -343,7 +352,10 @@ class ReadingHistory:
         with self._lock:
             prof = self._active()
             aid = check_text("article_id", article_id, MAX_ID_CHARS)
-            return writes.remove(self._db, self._gen, prof, partial(maintenance.forget, aid=aid))
+            removed = writes.remove(self._db, self._gen, prof, partial(maintenance.forget, aid=aid))
+            self.impressions.forget(aid)  # the calls that showed it go too
+            self.save_impressions()
+            return removed
 
     # ------------------------------------------------------------------- reading
     def recent(self, limit: int = 50) -> list[HistoryEvent]:
@@ -399,7 +411,7 @@ class ReadingHistory:
         """
         with self._lock:
             events = self._all_events()
-            return export_json(self._active().name, events)
+            return export_json(self._active().name, events, self.impressions.to_json())
 
     def verify(self) -> int:
         """Check the whole file and the active profile: SQLite's ``integrity_check``, the
@@ -424,6 +436,59 @@ class ReadingHistory:
                 for seq, _, _, plain in window.full(conn, prof, head):
                     count += decode_event(seq, plain) is not None
                 return count
+
+    # --------------------------------------------------------------- impressions
+    @property
+    def impressions(self) -> ImpressionLog:
+        """The active profile's impression log (:mod:`~edgerec.history.impressions`),
+        loaded on first use; changes are kept in memory until :meth:`save_impressions`.
+        A stored log that fails authentication comes back empty with ``discarded`` set.
+
+        Raises:
+            ClosedError: the handle is closed or its profile was erased.
+        """
+        with self._lock:
+            prof = self._active()
+            if self._log is None:
+                with self._db.read() as conn:
+                    self._log = impressions.load(conn, self._keys.impressions, prof.pid)
+            return self._log
+
+    def save_impressions(self) -> None:
+        """Write the active profile's impression log if it changed (one transaction). A
+        read-only handle keeps it in memory only.
+
+        Raises:
+            ProfileErasedError: the profile was erased meanwhile (nothing is written).
+            StorageFullError, StorageBusyError, StorageIOError: nothing is written.
+        """
+        with self._lock:
+            prof, log_ = self._active(), self._log
+            if log_ is None or not log_.unsaved or self._db.read_only:
+                return
+            with self._db.write() as conn:
+                if not prof.exists(conn):
+                    raise prof.erased()
+                impressions.store(
+                    conn, self._keys.impressions, prof.pid, log_, self._opts.random_bytes
+                )
+            log_.unsaved = 0
+
+    def device_impressions(self) -> list[ImpressionLog]:
+        """Every profile's impression log (the active one as it is in memory), for the
+        device-wide shadow totals. Logs that fail authentication come back empty.
+
+        Raises:
+            ClosedError: the handle is closed.
+        """
+        with self._lock:
+            self._check_open()
+            active = self._profile.pid if self._profile is not None else None
+            with self._db.read() as conn:
+                logs = impressions.load_all(conn, self._keys.impressions)
+            if active is not None and self._log is not None:
+                logs[active] = self._log
+            return list(logs.values())
 
     def ensure_alive(self) -> None:
         """Raise if this handle can no longer serve its active profile. Cheap enough to
@@ -505,6 +570,7 @@ class ReadingHistory:
             if self._profile is not None and self._profile.pid == pid:
                 self._profile.erased()  # its keys go now
                 self._profile = None
+                self._log = None
             maintenance.finish_erasures(self._db)
             return existed
 
@@ -566,6 +632,7 @@ class ReadingHistory:
                 return
             self._closed = True
             self._profile = None
+            self._log = None
             del self._keys, self._gen  # CPython cannot scrub them; the references go
             self._db.close()
 
@@ -603,5 +670,6 @@ class ReadingHistory:
                     prof.erased()
         if prof is None or prof.gone:
             self._profile = None
+            self._log = None
             raise ProfileErasedError("the active profile was erased; switch_profile() or reopen")
         return prof

@@ -79,6 +79,7 @@ from ..home import (
     activate,
     checked_home,
     cleanup,
+    install_candidate,
     installed_status,
     locked,
     read_pointer,
@@ -115,12 +116,14 @@ def bundle_target(version: int, name: str) -> str:
 
 @dataclass(frozen=True)
 class UpdateResult:
-    """A model that was installed and is now active."""
+    """A model that was installed: now active, or (``shadow``) the candidate in shadow
+    while ``previous`` keeps serving."""
 
     version: int
     previous: int | None
     path: Path
     validation: dict[str, Any] = field(default_factory=dict)
+    shadow: bool = False
 
 
 @dataclass(frozen=True)
@@ -133,6 +136,7 @@ class UpdateStatus:
     rejected: int | None  # the newest version rolled back from
     metadata_expires: datetime | None  # of the last verified timestamp; None: never checked
     stale: bool  # no verified metadata, or it has expired
+    candidate: int | None = None  # the model in shadow, if any
 
 
 def update_status(home: str | Path, *, now: datetime | None = None) -> UpdateStatus:
@@ -156,6 +160,7 @@ def update_status(home: str | Path, *, now: datetime | None = None) -> UpdateSta
         installed.rejected,
         expires,
         expires is None or expires <= at,
+        installed.candidate,
     )
 
 
@@ -229,8 +234,13 @@ def check_for_update(
     fetcher: FetcherInterface | None = None,
     clock: Callable[[], float] = time.monotonic,
     on_step: StepHook | None = None,
+    shadow: bool = False,
 ) -> UpdateResult | None:
     """Install and activate the repository's newest model if it is newer and valid.
+
+    With ``shadow=True`` the model passes the same checks and validation but is installed
+    as the *candidate* (:mod:`edgerec.shadow`): the active model keeps serving, and the
+    device decides later, on its readers' own reads, whether to promote it.
 
     Blocks for at most about ``deadline_s`` (downloads) plus ``limits.wall_seconds``
     (validation): call it from a background thread, never the UI thread.
@@ -247,10 +257,12 @@ def check_for_update(
         fetcher: replaces the HTTP transport (a ``tuf.ngclient`` ``FetcherInterface``).
         clock: monotonic clock for the deadline.
         on_step: called with each step name (crash tests).
+        shadow: install as the candidate in shadow instead of activating. Needs an active
+            model (UpdateError otherwise).
 
     Returns:
-        The installed model, or None when the device already has the newest one (or
-        rolled back from it).
+        The installed model, or None when the device already has the newest one (active,
+        or in shadow), or rolled back from or rejected it.
 
     Raises:
         InvalidTypeError, InvalidInputError: a bad argument (a ``deadline_s`` that is not
@@ -267,7 +279,11 @@ def check_for_update(
         raise InvalidTypeError("url must be a non-empty str")
     check_number("deadline_s", deadline_s, 0.001, 7 * 86400.0)
     check_int("max_bytes", max_bytes, 1, MAX_DOWNLOAD_BYTES)
+    if type(shadow) is not bool:
+        raise InvalidTypeError("shadow must be a bool")
     with locked(home) as models:
+        if shadow and "version" not in read_pointer(home):
+            raise UpdateError("a model in shadow needs an active model; install one first")
         cleanup(home)
         tuf_dir = _install_root(home, trusted_root)
         if fetcher is None:
@@ -313,9 +329,9 @@ def check_for_update(
                     _check_same_release(home, version, model_info.hashes.get("sha256"))
                     shutil.rmtree(staging)
                     return None
-                if version <= pointer.get("rejected", 0):
+                if version <= pointer.get("rejected", 0) or version == pointer.get("candidate"):
                     shutil.rmtree(staging)
-                    return None  # rolled back from it: not reinstalled until a newer one
+                    return None  # rolled back from or rejected; or already in shadow
                 if man_info.length > MAX_MANIFEST_BYTES:
                     raise DownloadTooLargeError("the signed manifest is larger than allowed")
                 if model_info.length > max_bytes:
@@ -329,15 +345,22 @@ def check_for_update(
             step("verified")
             report = (validator or validate_in_child)(staging, limits)
             step("validated")
+            previous: int | None = installed
             try:
-                previous = activate(home, staging, version, step)
+                if shadow:
+                    install_candidate(home, staging, version, step)
+                else:
+                    previous = activate(home, staging, version, step)
             except OSError as exc:
                 raise storage_error(exc) from None
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
-    log.info("model %d active (previous %s)", version, previous)
-    return UpdateResult(version, previous, models / str(version), report)
+    if shadow:
+        log.info("model %d in shadow (model %s serves)", version, previous)
+    else:
+        log.info("model %d active (previous %s)", version, previous)
+    return UpdateResult(version, previous, models / str(version), report, shadow)
 
 
 def _check_same_release(home: Path, version: int, signed_sha: str | None) -> None:

@@ -147,6 +147,51 @@ def test_update_and_rollback_commands(tmp_path: Path, capsys: pytest.CaptureFixt
         server.close()
 
 
+def test_shadow_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from edgerec.trainer import publish
+    from tests.support.updates import Server, make_bundle
+
+    keys, repo, home = tmp_path / "keys", tmp_path / "repo", tmp_path / "home"
+    key = tmp_path / "master.key"
+    key.write_bytes(bytes(range(32)))
+    publish.keygen(keys)
+    publish.publish(repo, FIXTURE, keys)
+    server = Server(repo)
+    device = ["--home", str(home), "--key-file", str(key)]
+    try:
+        root = str(repo / "metadata" / "1.root.json")
+        assert main(["update", "--home", str(home), "--url", server.url, "--root", root]) == 0
+        assert main(["shadow", "status", *device]) == 0
+        assert "no model is in shadow" in capsys.readouterr().out
+        assert main(["shadow", "promote", *device]) == 1
+        assert "UpdateError: no model is in shadow" in capsys.readouterr().err
+        publish.publish(repo, make_bundle(tmp_path, 2), keys)
+        assert main(["update", "--home", str(home), "--url", server.url, "--shadow"]) == 0
+        assert "model 2 is in shadow; model 1 keeps serving" in capsys.readouterr().out
+        assert main(["info", "--home", str(home)]) == 0
+        out = capsys.readouterr().out
+        assert "active_model: 1" in out and "shadow_candidate: 2" in out
+        assert "local AUC" not in out  # without the key the evidence stays sealed
+        assert main(["info", *device]) == 0
+        out = capsys.readouterr().out
+        assert "shadow: model 2 against active model 1: pending" in out
+        assert "shadow impressions: 0, with a read: 0 (the rule looks from 50)" in out
+        assert "shadow candidate: local AUC -, MRR -" in out
+        assert main(["shadow", "reject", *device]) == 0
+        assert "model 2 rejected" in capsys.readouterr().out
+        assert main(["update", "--home", str(home), "--url", server.url, "--shadow"]) == 0
+        assert "up to date: model 1" in capsys.readouterr().out
+        publish.publish(repo, make_bundle(tmp_path, 3), keys)
+        assert main(["update", "--home", str(home), "--url", server.url, "--shadow"]) == 0
+        capsys.readouterr()
+        assert main(["shadow", "promote", *device]) == 0
+        assert "model 3 promoted" in capsys.readouterr().out
+        assert main(["info", "--home", str(home)]) == 0
+        assert "active_model: 3" in capsys.readouterr().out
+    finally:
+        server.close()
+
+
 def _hostile_inputs(tmp: Path, env: dict[str, Any]) -> list[list[str]]:
     """Command lines an auditor's probe would try: huge numbers, NaN, missing and damaged
     files, deep JSON, a home that is a file, a bundle that is a file."""
@@ -184,6 +229,8 @@ def _hostile_inputs(tmp: Path, env: dict[str, Any]) -> list[list[str]]:
         ["update", "--home", str(home_file), "--url", "http://127.0.0.1:9"],
         ["rollback", "--home", str(tmp / "nothing-installed")],
         ["info", "--home", str(home_file)],
+        ["shadow", "promote", "--home", str(home_file), "--key-file", base[3]],
+        ["update", "--home", str(tmp / "h"), "--url", "http://127.0.0.1:9", "--shadow"],
     ]
 
 

@@ -13,8 +13,11 @@ from edgerec.model.manifest import FeedHead
 from .updates import FIXTURE
 
 
-def feed_bundle(folder: Path, signals: FeedSignals, head: FeedHead) -> Bundle:
-    """The fixture's model written to ``folder`` with ``signals`` and ``head``."""
+def feed_bundle(
+    folder: Path, signals: FeedSignals, head: FeedHead, *, version: int | None = None
+) -> Bundle:
+    """The fixture's model written to ``folder`` with ``signals`` and ``head`` (and
+    ``version``, default the fixture's)."""
     base = Bundle.load(FIXTURE)
     m = base.manifest
     manifest = Manifest.build(
@@ -22,7 +25,7 @@ def feed_bundle(folder: Path, signals: FeedSignals, head: FeedHead) -> Bundle:
         spec=replace(m.spec, signals=signals),
         history_len=m.history_len,
         vector_dim=m.vector_dim,
-        model_version=m.model_version,
+        model_version=m.model_version if version is None else version,
         quantization=m.quantization,
         golden=m.golden,
         metrics=m.metrics,

@@ -18,6 +18,7 @@ from edgerec import (
     WrongKeyError,
 )
 from edgerec.history import crypto
+from edgerec.history.impressions import Impression
 from tests.support.history import (
     CANARY_ID,
     CANARY_PROFILE,
@@ -161,6 +162,8 @@ def test_e2_erase_profile_scrubs_ciphertexts_and_keys(path: Path) -> None:
     h = open_store(path, profile=CANARY_PROFILE)
     for _ in range(30):
         h.record(canary_article())
+    h.impressions.add(Impression(1.0, (canary_article()["id"], "N2"), [0]))
+    h.save_impressions()
     h.switch_profile("bob")
     h.record(article(1))
     with raw_sql(path) as conn:
@@ -175,7 +178,10 @@ def test_e2_erase_profile_scrubs_ciphertexts_and_keys(path: Path) -> None:
         secrets_ += [
             bytes(r[0]) for r in conn.execute("SELECT mac_key FROM profiles WHERE pid = ?", (pid,))
         ]
-    assert len(secrets_) == 32 and secrets_[0] in raw_bytes(path)
+        secrets_ += [
+            bytes(r[0]) for r in conn.execute("SELECT blob FROM impressions WHERE pid = ?", (pid,))
+        ]
+    assert len(secrets_) == 33 and secrets_[0] in raw_bytes(path)
     assert h.erase_profile(CANARY_PROFILE) is True
     data = raw_bytes(path)
     for s in secrets_:

@@ -25,7 +25,11 @@ def test_migrations_recorded_once(path: Path) -> None:
     with raw_sql(path) as conn:
         rows = conn.execute("SELECT migration_set, name FROM _sqlite_migrations").fetchall()
         mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
-    assert rows == [("edgerec.history", "0001_initial"), ("edgerec.history", "0002_window")]
+    assert rows == [
+        ("edgerec.history", "0001_initial"),
+        ("edgerec.history", "0002_window"),
+        ("edgerec.history", "0003_impressions"),
+    ]
     assert mode == "wal"
 
 

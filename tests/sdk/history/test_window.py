@@ -159,7 +159,7 @@ def test_format1_store_upgrades_per_profile_and_keeps_its_events(old: Path) -> N
         assert h.record(article(12)) == 13
     with raw_sql(old) as conn:
         assert conn.execute("SELECT value FROM store_meta WHERE name = 'format'").fetchone() == (
-            b"2",
+            b"3",
         )
         floors = sorted(r[0] is None for r in conn.execute("SELECT floor FROM profiles"))
         assert floors == [False, True, True]  # only alice so far

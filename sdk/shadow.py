@@ -1,0 +1,427 @@
+"""Shadow evaluation: a new model proves itself on the device's own readers before it
+serves, and nothing about them leaves the device.
+
+A model installed with ``check_for_update(url, shadow=True)`` is the *candidate*: the
+active model still answers every ``recommend()``; the candidate ranks the same candidate
+list under the same rules, and the call's impression (:mod:`edgerec.history.impressions`)
+keeps its order of the returned articles. When the reader reads one of them within the
+window, that impression becomes evidence.
+
+Local metrics, per impression with a read, over the articles the call returned (what the
+reader could read): each model's AUC (the share of (read, not read) pairs it orders read
+first; needs one unread article) and reciprocal rank of the first read, plus the top-k
+agreement of the two models over every shadow-scored impression. Summed over every
+profile of the device.
+
+The decision (:func:`decide`), a group-sequential test on the paired AUC differences
+(candidate minus active), one per impression with a read:
+
+- looks at ``min_reads``, ``2 * min_reads``, ``4 * min_reads``, ... up to ``max_reads``
+  impressions with a read (device-wide, in the order they were served);
+- at a look on the first ``n`` of them, the paired bootstrap's one-sided ``(1 - alpha)``
+  bounds of the mean difference, with ``alpha`` = :data:`ALPHA` divided by the number of
+  looks (so all looks together promote an equal model at most about ALPHA of the time);
+- **promote** when the lower bound is at least ``-margin``; **reject** when the upper
+  bound is below ``-margin`` (the candidate is worse), or when the last look is reached
+  undecided (the active model stays: the burden of proof is on the candidate).
+
+A promoted model goes through the usual probation; a rejected version is remembered and
+never installed again. A candidate that fails inside the interpreter or scores NaN is
+rejected at once; the active model is untouched.
+
+Example:
+    >>> import numpy as np
+    >>> better = np.full(200, 0.1)  # the candidate orders every impression better
+    >>> decide(better + np.linspace(-0.05, 0.05, 200)).decision
+    'promote'
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from .errors import BundleError, EdgerecError, InvalidInputError, InvalidTypeError, UpdateError
+from .history.impressions import Impression, ImpressionLog
+from .home import MODELS_DIR, installed_status, promote_candidate, reject_candidate
+from .model import Bundle
+from .ranking import Ranker
+
+if TYPE_CHECKING:
+    from .history import ReadingHistory
+
+log = logging.getLogger("edgerec.shadow")
+
+__all__ = [
+    "ALPHA",
+    "BOOTSTRAP_DRAWS",
+    "MAX_READS",
+    "MIN_READS",
+    "Candidate",
+    "Decision",
+    "LocalMetrics",
+    "Paired",
+    "ShadowEvaluation",
+    "ShadowStatus",
+    "decide",
+    "looks",
+    "metrics_of",
+    "paired",
+]
+
+MIN_READS: Final = 50  # impressions with a read (device-wide) before the first look
+MAX_READS: Final = 800  # the last look: undecided there is a rejection
+ALPHA: Final = 0.05  # shared by the looks
+BOOTSTRAP_DRAWS: Final = 4_000
+_SEED: Final = 20261202  # the bootstrap is deterministic: the same evidence, the same call
+
+DecisionName = Literal["none", "pending", "promote", "reject"]
+
+
+@dataclass(frozen=True)
+class LocalMetrics:
+    """One model's metrics over the device's impressions with a read (None: no evidence)."""
+
+    auc: float | None
+    mrr: float | None
+
+
+@dataclass(frozen=True)
+class Paired:
+    """The evidence about one candidate, impressions in the order they were served."""
+
+    impressions: int  # shadow-scored impressions (with or without a read)
+    reads: int  # of them, with a read
+    auc_active: npt.NDArray[np.float64]  # (A,) impressions with a read and an unread one
+    auc_candidate: npt.NDArray[np.float64]  # (A,)
+    rr_active: npt.NDArray[np.float64]  # (reads,)
+    rr_candidate: npt.NDArray[np.float64]  # (reads,)
+    agreement: float | None  # mean top-k agreement over the shadow-scored impressions
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What :func:`decide` concluded at the last look reached."""
+
+    decision: DecisionName
+    looked_at: int  # impressions with a read the verdict used (0: no look yet)
+    difference: float | None  # mean paired AUC difference, candidate - active
+    lower: float | None  # the look's one-sided bootstrap bounds
+    upper: float | None
+
+
+@dataclass(frozen=True)
+class ShadowStatus:
+    """What :meth:`edgerec.Recommender.shadow_status` reports (no article ids, no reader).
+
+    ``decision`` is ``"none"`` without a candidate, ``"pending"`` while evidence is
+    gathered, else the verdict the rule reached (the SDK acts on it at once: the status
+    after a verdict has no candidate); ``impressions`` and ``reads`` are device-wide.
+    """
+
+    candidate: int | None
+    active: int | None
+    impressions: int
+    reads: int
+    active_metrics: LocalMetrics
+    candidate_metrics: LocalMetrics
+    agreement: float | None
+    decision: DecisionName
+    difference: float | None
+    lower: float | None
+    upper: float | None
+    min_reads: int
+    margin: float
+
+
+def paired(logs: Iterable[ImpressionLog], candidate: int) -> Paired:
+    """The paired local metrics of ``candidate`` against the active model over every
+    impression it shadow-scored, in the order they were served."""
+    scored: list[Impression] = sorted(
+        (imp for log in logs for imp in log if imp.candidate == candidate),
+        key=lambda imp: imp.at,
+    )
+    auc_a, auc_c, rr_a, rr_c = [], [], [], []
+    for imp in scored:
+        if not imp.read:
+            continue
+        read = set(imp.read)
+        cand = imp.candidate_ranks
+        rr_a.append(1.0 / (min(read) + 1))
+        rr_c.append(1.0 / min(cand[i] for i in read))
+        unread = [i for i in range(len(imp.ids)) if i not in read]
+        if not unread:
+            continue
+        pairs = len(read) * len(unread)
+        auc_a.append(sum(p < n for p in read for n in unread) / pairs)
+        auc_c.append(sum(cand[p] < cand[n] for p in read for n in unread) / pairs)
+    agreement = float(np.mean([imp.agreement for imp in scored])) if scored else None
+    return Paired(
+        len(scored),
+        len(rr_a),
+        np.array(auc_a, dtype=np.float64),
+        np.array(auc_c, dtype=np.float64),
+        np.array(rr_a, dtype=np.float64),
+        np.array(rr_c, dtype=np.float64),
+        agreement,
+    )
+
+
+def looks(min_reads: int = MIN_READS, max_reads: int = MAX_READS) -> list[int]:
+    """The numbers of impressions with a read at which :func:`decide` looks."""
+    out, n = [], min_reads
+    while n < max_reads:
+        out.append(n)
+        n *= 2
+    return [*out, max_reads]
+
+
+def decide(
+    differences: npt.NDArray[np.float64],
+    *,
+    min_reads: int = MIN_READS,
+    max_reads: int = MAX_READS,
+    margin: float = 0.0,
+    draws: int = BOOTSTRAP_DRAWS,
+) -> Decision:
+    """The rule of the module docstring on paired AUC differences (candidate - active),
+    oldest first; looks past ``len(differences)`` are not taken yet."""
+    points = looks(min_reads, max_reads)
+    alpha = ALPHA / len(points)
+    rng = np.random.default_rng(_SEED)
+    last = Decision("pending", 0, None, None, None)
+    for n in points:
+        if len(differences) < n:
+            break
+        sample = differences[:n]
+        means = sample[rng.integers(0, n, size=(draws, n))].mean(axis=1)  # (draws,)
+        lower, upper = (float(q) for q in np.quantile(means, [alpha, 1.0 - alpha]))
+        mean = float(sample.mean())
+        if lower >= -margin:
+            return Decision("promote", n, mean, lower, upper)
+        if upper < -margin or n == points[-1]:
+            return Decision("reject", n, mean, lower, upper)
+        last = Decision("pending", n, mean, lower, upper)
+    return last
+
+
+def metrics_of(evidence: Paired) -> tuple[LocalMetrics, LocalMetrics]:
+    """Each model's mean local AUC and MRR (active, candidate)."""
+
+    def mean(values: npt.NDArray[np.float64]) -> float | None:
+        return float(values.mean()) if len(values) else None
+
+    return (
+        LocalMetrics(mean(evidence.auc_active), mean(evidence.rr_active)),
+        LocalMetrics(mean(evidence.auc_candidate), mean(evidence.rr_candidate)),
+    )
+
+
+class Candidate:
+    """The model in shadow inside a Recommender: its own ranker (vector cache, the same
+    reader), scoring each call the active model answered."""
+
+    def __init__(self, version: int, bundle: Bundle) -> None:
+        self.version = version
+        self.ranker = Ranker(bundle)
+
+    def load_reader(self, articles: Sequence[Mapping[str, Any]]) -> None:
+        self.ranker.load_reader(articles)
+
+    def add_read(self, article: Mapping[str, Any]) -> None:
+        """The reader's new read; one this model's spec refuses still counts as read."""
+        try:
+            read = self.ranker.prepare_read(article)
+        except EdgerecError:
+            read = None
+        self.ranker.add_read(str(article["id"]), read)
+
+    def score(self, candidates: object, impression: Impression, options: dict[str, Any]) -> bool:
+        """Rank the call's candidates with the candidate model and keep its order of what
+        the active model returned in ``impression``; False when this model's spec refuses
+        a candidate the active one accepted (the call then is not evidence).
+
+        Raises:
+            ModelFormatError: a NaN or infinite score; any other exception: the interpreter
+                failed. Either way the candidate is to be rejected.
+        """
+        try:
+            ranks, agreement = self.ranker.shadow_ranks(candidates, impression.ids, **options)
+        except (InvalidInputError, InvalidTypeError):
+            return False
+        impression.candidate = self.version
+        impression.candidate_ranks = tuple(ranks)
+        impression.agreement = agreement
+        return True
+
+
+class ShadowEvaluation:
+    """A Recommender's side of shadow evaluation: the candidate the pointer names, its
+    ranker kept on the same reader, the decision rule's looks and acting on a verdict.
+    Not thread-safe: the Recommender's lock guards it."""
+
+    def __init__(self, home: Path, *, min_reads: int = MIN_READS, margin: float = 0.0) -> None:
+        self.home = home
+        self.min_reads = min_reads
+        self.margin = margin
+        self.candidate: Candidate | None = None
+        self._next_look = 0  # reads with evidence until the rule looks again
+
+    # -- the reader, as the active ranker sees it --------------------------------------
+
+    def clear_reader(self) -> None:
+        if self.candidate is not None:
+            self.candidate.ranker.clear_reader()
+
+    def load_reader(self, articles: Sequence[Mapping[str, Any]]) -> None:
+        if self.candidate is not None:
+            self.candidate.ranker.load_reader(articles)
+
+    def add_read(self, article: Mapping[str, Any]) -> None:
+        if self.candidate is not None:
+            self.candidate.add_read(article)
+
+    # -- the candidate ------------------------------------------------------------------
+
+    def sync(self) -> bool:
+        """Follow the pointer: load the candidate it names (a damaged one is rejected) or
+        drop one it no longer names. Whether a new candidate was loaded (the caller then
+        loads the reader into it)."""
+        version = installed_status(self.home).candidate
+        if self.candidate is not None and self.candidate.version == version:
+            return False
+        self.clear_reader()
+        self.candidate = None
+        if version is None:
+            return False
+        try:
+            bundle = Bundle.load(self.home / MODELS_DIR / str(version))
+        except BundleError as exc:
+            log.error("the model in shadow (%d) is damaged (%s)", version, type(exc).__name__)
+            reject_candidate(self.home, version)
+            return False
+        self.candidate = Candidate(version, bundle)
+        self._next_look = 0
+        return True
+
+    def score(self, candidates: object, impression: Impression, options: dict[str, Any]) -> None:
+        """Let the candidate rank the call the active model answered with ``impression``;
+        a failure (NaN, the interpreter) rejects it."""
+        if self.candidate is None:
+            return
+        try:
+            self.candidate.score(candidates, impression, options)
+        except Exception as exc:
+            self.reject(f"it failed to rank ({type(exc).__name__})")
+
+    def on_read(self, impression: Impression, history: ReadingHistory) -> Candidate | None:
+        """A read was counted on ``impression``: at a look, apply the rule. The candidate
+        when it was promoted (the caller ranks with it from now on)."""
+        candidate = self.candidate
+        if candidate is None or impression.candidate != candidate.version:
+            return None
+        if len(impression.read) == 1:  # its first read: one more impression with a read
+            self._next_look -= 1
+        return self.look(history) if self._next_look <= 0 else None
+
+    def evidence(self, history: ReadingHistory) -> Paired:
+        assert self.candidate is not None
+        return paired(history.device_impressions(), self.candidate.version)
+
+    def verdict(self, evidence: Paired) -> Decision:
+        return decide(
+            evidence.auc_candidate - evidence.auc_active,
+            min_reads=self.min_reads,
+            margin=self.margin,
+        )
+
+    def look(self, history: ReadingHistory) -> Candidate | None:
+        """Apply the rule to the device's evidence now and act on a verdict; the
+        candidate when it was promoted."""
+        if self.candidate is None:
+            return None
+        evidence = self.evidence(history)
+        verdict = self.verdict(evidence)
+        if verdict.decision == "promote":
+            try:
+                return self.promote()
+            except (EdgerecError, OSError) as exc:  # another process decided; the disk
+                log.warning("could not promote the candidate (%s)", type(exc).__name__)
+                self.clear_reader()
+                self.candidate = None
+                return None
+        if verdict.decision == "reject":
+            self.reject(f"its local AUC difference is {verdict.difference:+.4f}")
+            return None
+        upcoming = [n for n in looks(self.min_reads) if n > evidence.reads]
+        self._next_look = (upcoming[0] if upcoming else evidence.reads + 1) - evidence.reads
+        return None
+
+    def promote(self) -> Candidate:
+        """Make the candidate the active model (on probation); it is returned to serve.
+
+        Raises:
+            UpdateError: no candidate (or another process decided first).
+            ModelFormatError: its files are damaged (it is rejected instead).
+        """
+        candidate = self.candidate
+        if candidate is None:
+            raise UpdateError("no model is in shadow")
+        self.candidate = None
+        try:
+            promote_candidate(self.home, candidate.version)
+        except BaseException:
+            candidate.ranker.clear_reader()
+            raise
+        return candidate
+
+    def reject(self, why: str) -> int:
+        """Reject the candidate (never installed again); its version.
+
+        Raises:
+            UpdateError: no candidate.
+        """
+        candidate = self.candidate
+        if candidate is None:
+            raise UpdateError("no model is in shadow")
+        self.candidate = None
+        candidate.ranker.clear_reader()
+        log.warning("model %d in shadow rejected: %s", candidate.version, why)
+        try:
+            reject_candidate(self.home, candidate.version)
+        except OSError as exc:  # the pointer still names it: the next open looks again
+            log.warning("could not record the rejection (%s)", type(exc).__name__)
+        return candidate.version
+
+    def status(self, history: ReadingHistory, active: int | None) -> ShadowStatus:
+        """:meth:`edgerec.Recommender.shadow_status`."""
+        if self.candidate is None:
+            empty = LocalMetrics(None, None)
+            return ShadowStatus(
+                None, active, 0, 0, empty, empty, None, "none", None, None, None,
+                self.min_reads, self.margin,
+            )  # fmt: skip
+        evidence = self.evidence(history)
+        verdict = self.verdict(evidence)
+        active_metrics, candidate_metrics = metrics_of(evidence)
+        return ShadowStatus(
+            self.candidate.version,
+            active,
+            evidence.impressions,
+            evidence.reads,
+            active_metrics,
+            candidate_metrics,
+            evidence.agreement,
+            verdict.decision,
+            verdict.difference,
+            verdict.lower,
+            verdict.upper,
+            self.min_reads,
+            self.margin,
+        )

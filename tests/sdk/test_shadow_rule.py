@@ -1,0 +1,77 @@
+"""edgerec.shadow's local metrics and decision rule, on hand-made evidence."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edgerec import shadow
+from edgerec.history.impressions import Impression, ImpressionLog
+
+
+def test_paired_metrics_by_hand() -> None:
+    log = ImpressionLog(
+        [
+            # active order a b c d; the candidate puts c first. Read: c.
+            Impression(1.0, ("a", "b", "c", "d"), [2], 7, (2, 3, 1, 4), 0.5),
+            # read a and d; the candidate orders d, a, b, c.
+            Impression(2.0, ("a", "b", "c", "d"), [0, 3], 7, (2, 3, 4, 1), 1.0),
+            Impression(3.0, ("a", "b"), [], 7, (1, 2), 1.0),  # no read: agreement only
+            Impression(4.0, ("a", "b"), [0], 6, (2, 1), 0.0),  # another candidate's
+            Impression(5.0, ("a", "b"), [0]),  # not shadow-scored
+        ]
+    )
+    got = shadow.paired([log], 7)
+    assert (got.impressions, got.reads) == (3, 2)
+    assert got.auc_active.tolist() == [1 / 3, 0.5]  # c above d only; a above b, c
+    assert got.auc_candidate.tolist() == [1.0, 1.0]
+    assert got.rr_active.tolist() == [1 / 3, 1.0]
+    assert got.rr_candidate.tolist() == [1.0, 1.0]
+    assert got.agreement == pytest.approx(2.5 / 3)
+    active, candidate = shadow.metrics_of(got)
+    assert active.auc == pytest.approx((1 / 3 + 0.5) / 2) and candidate.mrr == 1.0
+
+
+def test_every_article_read_gives_no_auc_but_a_reciprocal_rank() -> None:
+    log = ImpressionLog([Impression(1.0, ("a", "b"), [0, 1], 3, (2, 1), 1.0)])
+    got = shadow.paired([log], 3)
+    assert got.reads == 1 and len(got.auc_active) == 0 and got.rr_candidate.tolist() == [1.0]
+
+
+def test_looks_double_up_to_the_last() -> None:
+    assert shadow.looks(50, 800) == [50, 100, 200, 400, 800]
+    assert shadow.looks(50, 120) == [50, 100, 120]
+
+
+def test_clear_evidence_decides_at_the_first_look() -> None:
+    rng = np.random.default_rng(0)
+    better = 0.15 + rng.normal(0, 0.2, 50)
+    assert shadow.decide(better[:49]).decision == "pending"
+    verdict = shadow.decide(better)
+    assert (verdict.decision, verdict.looked_at) == ("promote", 50)
+    assert verdict.lower is not None and verdict.lower >= 0
+    assert shadow.decide(-better).decision == "reject"
+
+
+def test_the_margin_lets_a_slightly_worse_candidate_through() -> None:
+    rng = np.random.default_rng(1)
+    slightly_worse = -0.01 + rng.normal(0, 0.05, 200)
+    assert shadow.decide(slightly_worse).decision != "promote"
+    assert shadow.decide(slightly_worse, margin=0.05).decision == "promote"
+
+
+def test_undecided_at_the_last_look_is_a_rejection() -> None:
+    noise = np.tile([0.3, -0.3], 400)  # mean 0 exactly
+    assert shadow.decide(noise[:799]).decision == "pending"
+    verdict = shadow.decide(noise)
+    assert (verdict.decision, verdict.looked_at) == ("reject", 800)
+
+
+def test_an_equal_candidate_is_rarely_promoted() -> None:
+    """All looks together: an equal model is promoted in about ALPHA of devices or fewer."""
+    rng = np.random.default_rng(7)
+    promoted = sum(
+        shadow.decide(rng.normal(0, 0.25, 800), draws=1000).decision == "promote"
+        for _ in range(120)
+    )
+    assert promoted / 120 <= 0.06

@@ -4,7 +4,8 @@ same tensors, in one run on one core; the lock under 4 threads; and the cold sta
 process (import, open the store, load the model, first recommendation) with its peak RSS.
 Prints JSON.
 
-    python benchmarks/bench_recommend.py [--bundle DIR] [--calls 1000] [--cold-runs 5]
+    python benchmarks/bench_recommend.py [--bundle DIR] [--candidate DIR] [--calls 1000]
+        [--cold-runs 5]
 
 Targets (DESIGN.md section 7): p50 <= 1 ms, p99 <= 3 ms, p50 <= 2x the bare invoke; cold
 start <= 0.5 s and <= 100 MB, TensorFlow never imported. Articles are SYNTHETIC (seeded).
@@ -13,12 +14,19 @@ figures come from ``--bundle RUN/bundle`` of ``edgerec-train pipeline --config d
 (never commit that bundle). A bundle that reads feed signals (issue 18) gets seeded random
 ones on every article (a vector of its width, a prior), and the steady call is measured
 again on the same articles without them.
+
+Shadow evaluation (issue 19): two homes with ``--bundle`` installed as the active model,
+one of them with ``--candidate`` (default: the same bundle) in shadow; the steady call is
+timed on both in alternating rounds (target: p50 with a model in shadow <= 2x without),
+and the cold start of each from its installed models (target: without a candidate,
+unchanged).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import statistics
 import subprocess
 import sys
@@ -59,7 +67,9 @@ def peak_rss_mb():
 import edgerec
 imported = time.perf_counter()
 home, bundle, feed = sys.argv[1], sys.argv[2], sys.argv[3]
-rec = edgerec.Recommender.open(home, key=bytes(range(32)), bundle=bundle)
+rec = edgerec.Recommender.open(
+    home, key=bytes(range(32)), bundle=None if bundle == "-" else bundle
+)
 opened = time.perf_counter()
 candidates = json.load(open(feed))
 result = rec.recommend(candidates, k=10)
@@ -133,9 +143,85 @@ def with_signals(articles: list[dict[str, Any]], dim: int, prior: bool) -> list[
     return out
 
 
+def installed_home(
+    folder: Path, bundle: Path, candidate: Path | None, reads: list[dict[str, Any]]
+) -> Path:
+    """A home with ``bundle`` installed as model 1 and ``candidate`` (if any) as model 2 in
+    shadow, and the reads recorded."""
+    from edgerec.home import MODELS_DIR, write_pointer
+
+    models = folder / MODELS_DIR
+    models.mkdir(parents=True)
+    shutil.copytree(bundle, models / "1")
+    if candidate is not None:
+        shutil.copytree(candidate, models / "2")
+        manifest = json.loads((models / "2" / "manifest.json").read_text())
+        manifest["model_version"] = 2
+        (models / "2" / "manifest.json").write_text(json.dumps(manifest))
+    write_pointer(folder, 1, candidate=2 if candidate is not None else None)
+    with edgerec.Recommender.open(folder, key=KEY) as rec:
+        for i, article in enumerate(reads):
+            rec.record_read(article, at=1_700_000_000 + i * 60)
+    return folder
+
+
+def shadow_cost(
+    scratch: Path,
+    bundle: Path,
+    candidate: Path,
+    reads: list[dict[str, Any]],
+    feed: list[Any],
+    *,
+    calls: int,
+    cold_runs: int,
+) -> dict[str, Any]:
+    """The steady call with and without a model in shadow, alternating rounds of calls in
+    one process; and each home's cold start."""
+    homes = {
+        "without_shadow": installed_home(scratch / "plain", bundle, None, reads),
+        "with_shadow": installed_home(scratch / "shadow", bundle, candidate, reads),
+    }
+    recs = {name: edgerec.Recommender.open(home, key=KEY) for name, home in homes.items()}
+    assert recs["with_shadow"].shadow_status().candidate == 2
+    times: dict[str, list[float]] = {name: [] for name in homes}
+    for _ in range(5):
+        for name, rec in recs.items():
+            times[name] += timed(lambda rec=rec: rec.recommend(feed, k=10), calls // 5)
+    assert recs["with_shadow"].shadow_status().impressions >= calls
+    for rec in recs.values():
+        rec.close()
+    feed_file = scratch / "shadow-feed.json"
+    feed_file.write_text(json.dumps(feed))
+    out: dict[str, Any] = {"candidate": str(candidate)}
+    for name, home in homes.items():
+        cold = [cold_start(home, "-", feed_file) for _ in range(cold_runs)]
+        out[name] = {
+            "steady": percentiles(times[name]),
+            "cold_start_median_s": round(statistics.median(c["total_s"] for c in cold), 4),
+            "cold_start_max_peak_rss_mb": round(max(c["peak_rss_mb"] for c in cold), 1),
+        }
+    ratio = out["with_shadow"]["steady"]["p50_ms"] / out["without_shadow"]["steady"]["p50_ms"]
+    out["ratio_p50_with_vs_without"] = round(ratio, 3)
+    out["target_p50_le_2x"] = ratio <= 2.0
+    return out
+
+
+def cold_start(home: Path, bundle: str, feed_file: Path) -> dict[str, Any]:
+    done = subprocess.run(
+        [sys.executable, "-c", COLD_START, str(home), bundle, str(feed_file)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return dict(json.loads(done.stdout))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bundle", type=Path, default=FIXTURE)
+    parser.add_argument(
+        "--candidate", type=Path, default=None, help="in shadow (default: --bundle)"
+    )
     parser.add_argument("--history", type=int, default=50)
     parser.add_argument("--candidates", type=int, default=500)
     parser.add_argument("--calls", type=int, default=1000)
@@ -197,15 +283,16 @@ def main() -> None:
 
     feed_file = Path(scratch.name) / "feed.json"
     feed_file.write_text(json.dumps(candidates))
-    cold = []
-    for _ in range(args.cold_runs):
-        done = subprocess.run(
-            [sys.executable, "-c", COLD_START, str(home), str(args.bundle), str(feed_file)],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        cold.append(json.loads(done.stdout))
+    cold = [cold_start(home, str(args.bundle), feed_file) for _ in range(args.cold_runs)]
+    shadow = shadow_cost(
+        Path(scratch.name),
+        args.bundle,
+        args.candidate or args.bundle,
+        reads,
+        candidates,
+        calls=args.calls,
+        cold_runs=args.cold_runs,
+    )
     cold_total = statistics.median(c["total_s"] for c in cold)
     cold_rss = max(c["peak_rss_mb"] for c in cold)
 
@@ -243,6 +330,7 @@ def main() -> None:
             "calls_per_s_1_thread": round(one_thread, 1),
             "calls_per_s_4_threads_one_lock": round(four_threads, 1),
         },
+        "shadow": shadow,
         "cold_start": {
             "runs": cold,
             "median_total_s": round(cold_total, 4),
@@ -255,6 +343,7 @@ def main() -> None:
             "p50_le_2x_bare_invoke": p_steady["p50_ms"] <= 2 * p_bare["p50_ms"],
             "cold_start_le_0_5s": cold_total <= 0.5,
             "cold_start_le_100mb": cold_rss <= 100,
+            "shadow_p50_le_2x_without": shadow["target_p50_le_2x"],
         },
     }
     print(json.dumps(result, indent=2))

@@ -211,21 +211,25 @@ def cmd_update(args: argparse.Namespace) -> int:
 
 
 def cmd_shadow(args: argparse.Namespace) -> int:
-    if args.action == "status":
-        from .home import installed_status
+    """``status`` reads the sealed evidence (the history key); ``promote`` and ``reject``
+    change only the installed models, so they need no key."""
+    from .errors import UpdateError
+    from .home import checked_home, installed_status, promote_candidate, reject_candidate
 
-        if installed_status(Path(args.home)).candidate is None:
-            print("no model is in shadow")
-        else:
-            _print_shadow(args)
-        return 0
-    with _open(args) as rec:
-        if args.action == "promote":
-            version = rec.promote_candidate()
-            print(f"model {version} promoted: it is active, on probation")
-        else:
-            version = rec.reject_candidate()
-            print(f"model {version} rejected: it will not be installed again")
+    home = checked_home(args.home)
+    version = installed_status(home).candidate
+    if version is None:
+        if args.action != "status":
+            raise UpdateError("no model is in shadow")
+        print("no model is in shadow")
+    elif args.action == "status":
+        _print_shadow(args)
+    elif args.action == "promote":
+        promote_candidate(home, version)
+        print(f"model {version} promoted: it is active, on probation")
+    else:
+        reject_candidate(home, version)
+        print(f"model {version} rejected: it will not be installed again")
     return 0
 
 

@@ -167,6 +167,9 @@ class Ranker:
         self._feed_has = np.zeros(0, dtype=bool)  # (slots,) the candidate had a vector
         self._feed_prior = np.zeros(0, dtype=np.float64)  # (slots,) its prior, NaN: none
         self._free: list[int] = []
+        # The last call's validated ids and cache entries: a model in shadow ranking the
+        # same call adopts them instead of checking every candidate again (edgerec.shadow).
+        self.last_checked: tuple[list[str], list[_Candidate]] | None = None
         self.clear_reader()
 
     # -- the reader -------------------------------------------------------------------
@@ -306,6 +309,32 @@ class Ranker:
             self._evict(ids)
         return ids, done
 
+    def _adopt(
+        self, candidates: Sequence[Mapping[str, Any]], checked: tuple[list[str], list[_Candidate]]
+    ) -> tuple[list[str], list[_Candidate]]:
+        """The call another ranker (the active model's) just validated, as
+        :meth:`_candidates` would return it: an entry whose snapshot is the very object the
+        other ranker checked this call is current; any other is made afresh here, sharing
+        that snapshot. Nothing is cached unless every new one is valid for this model."""
+        ids, theirs = checked
+        cache = self._cands
+        pool: list[_Candidate | None] = [cache.get(i) for i in ids]
+        fresh = [
+            (j, ids[j], candidates[j])
+            for j, (mine, other) in enumerate(zip(pool, theirs, strict=True))
+            if mine is None or mine.fingerprint is not other.fingerprint
+        ]
+        made = self._make(fresh) if fresh else []  # may raise: nothing is cached yet
+        for (j, article_id, _), candidate in zip(fresh, made, strict=True):
+            candidate.fingerprint = theirs[j].fingerprint
+            old = cache.get(article_id)
+            if old is not None and old.slot >= 0:
+                self._free.append(old.slot)
+            cache[article_id] = pool[j] = candidate
+        if len(cache) > CACHE_SIZE:
+            self._evict(ids)
+        return ids, pool  # type: ignore[return-value]  # every None was filled
+
     def _evict(self, keep: Sequence[str]) -> None:
         """Past CACHE_SIZE, the cache is rebuilt from this call's candidates alone: feeds
         move on, and tracking recency per candidate would cost every call."""
@@ -415,17 +444,23 @@ class Ranker:
         return out
 
     def shadow_ranks(
-        self, candidates: object, shown: Sequence[str], **options: Any
+        self,
+        candidates: object,
+        shown: Sequence[str],
+        checked: tuple[list[str], list[_Candidate]] | None = None,
+        **options: Any,
     ) -> tuple[list[int], float]:
         """How this model would have ranked a call another model answered with ``shown``:
         its order of ``shown`` (1 = the one it scores highest) and the share of its own
-        top ``len(shown)`` that ``shown`` holds (top-k agreement).
+        top ``len(shown)`` that ``shown`` holds (top-k agreement). ``checked``: that
+        model's :attr:`last_checked` of the same call (its candidates are then not
+        checked again).
 
         Raises:
             ModelFormatError: a score is NaN or infinite.
             InvalidTypeError, InvalidInputError: this model's spec refuses a candidate.
         """
-        scored = self._score(candidates, **{**options, "k": max(len(shown), 1)})
+        scored = self._score(candidates, checked=checked, **{**options, "k": max(len(shown), 1)})
         if scored is None or not shown:
             return [], 0.0
         if not np.isfinite(scored.scores).all():
@@ -454,6 +489,7 @@ class Ranker:
         max_per_source: int | None = None,
         freshness_half_life_h: float | None = None,
         diversity: float | None = None,
+        checked: tuple[list[str], list[_Candidate]] | None = None,
     ) -> _Scored | None:
         """The candidates that pass the rules and their final scores; None: none pass."""
         k = check_int("k", k, 1)  # above the number of candidates: all of them
@@ -468,7 +504,11 @@ class Ranker:
         unwanted_categories = _fold_set("exclude_categories", exclude_categories)
         wanted_sources = _fold_set("sources", sources)
         unwanted_sources = _fold_set("exclude_sources", exclude_sources)
-        ids, pool = self._candidates(candidates)
+        if checked is None:
+            ids, pool = self._candidates(candidates)
+        else:
+            ids, pool = self._adopt(candidates, checked)  # type: ignore[arg-type]
+        self.last_checked = (ids, pool)
 
         read = self._read_ids
         if exclude_read and read:

@@ -453,11 +453,10 @@ class Recommender:
     ) -> None:
         """Log the call's impression; with a model in shadow, it ranks the same candidates
         first (its failure rejects it; the caller's answer stands)."""
-        impression = Impression(options["now"], tuple(r.id for r in out[:MAX_SHOWN]))
-        self._shadow.score(candidates, impression, options)
-        impressions = self._open_history().impressions
-        impressions.add(impression)
-        if impressions.unsaved >= IMPRESSIONS_SAVED_EVERY:
+        shown = tuple(r.id for r in out[:MAX_SHOWN])
+        impression = Impression(options["now"], shown, active=self.model_version or 0)
+        self._shadow.score(candidates, impression, options, self._ranker.last_checked)
+        if self._open_history().add_impression(impression) >= IMPRESSIONS_SAVED_EVERY:
             self._save_impressions()
 
     def _count_read(self, history: ReadingHistory, article_id: str, at: float) -> None:
@@ -467,7 +466,7 @@ class Recommender:
         if impression is None:
             return
         self._save_impressions()
-        promoted = self._shadow.on_read(impression, history)
+        promoted = self._shadow.on_read(impression, history, self.model_version)
         if promoted is not None:
             self._serve_with(promoted)
 
@@ -477,7 +476,7 @@ class Recommender:
         if self._guest or not self._shadow.sync():
             return
         self._load_reader()
-        promoted = self._shadow.look(self._open_history())
+        promoted = self._shadow.look(self._open_history(), self.model_version)
         if promoted is not None:
             self._serve_with(promoted)
 

@@ -140,11 +140,17 @@ class ShadowStatus:
     margin: float
 
 
-def paired(logs: Iterable[ImpressionLog], candidate: int) -> Paired:
+def paired(logs: Iterable[ImpressionLog], candidate: int, active: int | None = None) -> Paired:
     """The paired local metrics of ``candidate`` against the active model over every
-    impression it shadow-scored, in the order they were served."""
+    impression it shadow-scored (answered by model ``active``, when given), in the order
+    they were served."""
     scored: list[Impression] = sorted(
-        (imp for log in logs for imp in log if imp.candidate == candidate),
+        (
+            imp
+            for log in logs
+            for imp in log
+            if imp.candidate == candidate and (active is None or imp.active == active)
+        ),
         key=lambda imp: imp.at,
     )
     auc_a, auc_c, rr_a, rr_c = [], [], [], []
@@ -242,17 +248,26 @@ class Candidate:
             read = None
         self.ranker.add_read(str(article["id"]), read)
 
-    def score(self, candidates: object, impression: Impression, options: dict[str, Any]) -> bool:
+    def score(
+        self,
+        candidates: object,
+        impression: Impression,
+        options: dict[str, Any],
+        checked: Any = None,
+    ) -> bool:
         """Rank the call's candidates with the candidate model and keep its order of what
-        the active model returned in ``impression``; False when this model's spec refuses
-        a candidate the active one accepted (the call then is not evidence).
+        the active model returned in ``impression`` (``checked``: the active ranker's
+        :attr:`~edgerec.ranking.Ranker.last_checked` of the call); False when this model's
+        spec refuses a candidate the active one accepted (the call then is not evidence).
 
         Raises:
             ModelFormatError: a NaN or infinite score; any other exception: the interpreter
                 failed. Either way the candidate is to be rejected.
         """
         try:
-            ranks, agreement = self.ranker.shadow_ranks(candidates, impression.ids, **options)
+            ranks, agreement = self.ranker.shadow_ranks(
+                candidates, impression.ids, checked, **options
+            )
         except (InvalidInputError, InvalidTypeError):
             return False
         impression.candidate = self.version
@@ -310,17 +325,21 @@ class ShadowEvaluation:
         self._next_look = 0
         return True
 
-    def score(self, candidates: object, impression: Impression, options: dict[str, Any]) -> None:
+    def score(
+        self, candidates: object, impression: Impression, options: dict[str, Any], checked: Any
+    ) -> None:
         """Let the candidate rank the call the active model answered with ``impression``;
         a failure (NaN, the interpreter) rejects it."""
         if self.candidate is None:
             return
         try:
-            self.candidate.score(candidates, impression, options)
+            self.candidate.score(candidates, impression, options, checked)
         except Exception as exc:
             self.reject(f"it failed to rank ({type(exc).__name__})")
 
-    def on_read(self, impression: Impression, history: ReadingHistory) -> Candidate | None:
+    def on_read(
+        self, impression: Impression, history: ReadingHistory, active: int | None
+    ) -> Candidate | None:
         """A read was counted on ``impression``: at a look, apply the rule. The candidate
         when it was promoted (the caller ranks with it from now on)."""
         candidate = self.candidate
@@ -328,11 +347,13 @@ class ShadowEvaluation:
             return None
         if len(impression.read) == 1:  # its first read: one more impression with a read
             self._next_look -= 1
-        return self.look(history) if self._next_look <= 0 else None
+        return self.look(history, active) if self._next_look <= 0 else None
 
-    def evidence(self, history: ReadingHistory) -> Paired:
+    def evidence(self, history: ReadingHistory, active: int | None) -> Paired:
+        """The candidate's evidence against model ``active`` (a rollback of the active
+        model starts the comparison again)."""
         assert self.candidate is not None
-        return paired(history.device_impressions(), self.candidate.version)
+        return paired(history.device_impressions(), self.candidate.version, active or 0)
 
     def verdict(self, evidence: Paired) -> Decision:
         return decide(
@@ -341,12 +362,12 @@ class ShadowEvaluation:
             margin=self.margin,
         )
 
-    def look(self, history: ReadingHistory) -> Candidate | None:
+    def look(self, history: ReadingHistory, active: int | None) -> Candidate | None:
         """Apply the rule to the device's evidence now and act on a verdict; the
         candidate when it was promoted."""
         if self.candidate is None:
             return None
-        evidence = self.evidence(history)
+        evidence = self.evidence(history, active)
         verdict = self.verdict(evidence)
         if verdict.decision == "promote":
             try:
@@ -407,7 +428,7 @@ class ShadowEvaluation:
                 None, active, 0, 0, empty, empty, None, "none", None, None, None,
                 self.min_reads, self.margin,
             )  # fmt: skip
-        evidence = self.evidence(history)
+        evidence = self.evidence(history, active)
         verdict = self.verdict(evidence)
         active_metrics, candidate_metrics = metrics_of(evidence)
         return ShadowStatus(

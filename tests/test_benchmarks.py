@@ -107,6 +107,44 @@ def test_bench_recommend_measures_recommend_beside_the_bare_invoke() -> None:
     cold = result["cold_start"]
     assert cold["tensorflow_imported"] is False and cold["max_peak_rss_mb"] > 0
     assert set(result["targets"]) >= {"p50_le_1ms", "p99_le_3ms", "p50_le_2x_bare_invoke"}
+    shadow = result["shadow"]
+    with_, without = shadow["with_shadow"], shadow["without_shadow"]
+    ratio = with_["steady"]["p50_ms"] / without["steady"]["p50_ms"]
+    assert shadow["ratio_p50_with_vs_without"] == pytest.approx(ratio, abs=0.01)
+    assert with_["cold_start_median_s"] > 0 and without["cold_start_max_peak_rss_mb"] > 0
+    assert result["targets"]["shadow_p50_le_2x_without"] == shadow["target_p50_le_2x"]
+
+
+def test_bench_shadow_replays_the_mind_dev_file_through_devices(tmp_path: Path) -> None:
+    """Both directions run through the real update path and the SDK's decision rule. The
+    two bundles are the committed fixture and its copy that ranks by a feed prior the MIND
+    articles lack (so the two rank alike): structure only, the real pair is in docs."""
+    from edgerec.features.signals import FeedSignals
+    from edgerec.model.manifest import FeedHead
+    from tests.support.feed import feed_bundle
+    from tests.support.mind import mind_dir
+    from tests.support.updates import FIXTURE
+
+    head = FeedHead(model=1.0, vector=0.0, vector_mean=0.0, prior=1.0, prior_mean=0.0)
+    other = feed_bundle(tmp_path / "b", FeedSignals(prior=True), head).path
+    args = ["--a", str(FIXTURE), "--b", str(other), "--data", str(mind_dir())]
+    plot = tmp_path / "curve.png"
+    result = _run(
+        "bench_shadow.py",
+        *args,
+        *("--devices", "1", "--max-impressions", "60", "--min-size", "55", "--jobs", "1"),
+        *("--plot", str(plot)),
+    )
+    assert result["dev_impressions"] > 1000 and result["bundles"]["better"] in ("a", "b")
+    assert set(result["directions"]) == {"a_active_b_shadow", "b_active_a_shadow"}
+    for part in result["directions"].values():
+        assert part["devices"] == 1
+        assert [c["impressions"] for c in part["curve"]][:2] == [50, 100]
+        shares = part["share_better_chosen"] + part["share_worse_promoted"]
+        assert 0 <= shares <= 1
+    assert result["all"]["devices"] == 2 and plot.stat().st_size > 0
+    missing = _run("bench_shadow.py", *args[:4], "--data", str(tmp_path / "nothing"))
+    assert "skipped" in missing
 
 
 def test_bench_update_times_the_update_with_and_without_validation() -> None:

@@ -63,6 +63,7 @@ class Impression:
         at: when it was served (epoch seconds: the call's ``now``).
         ids: the returned ids, rank 1 first (at most :data:`MAX_SHOWN`).
         read: indices into ``ids`` the reader read within the window.
+        active: the model version that answered the call (0: none).
         candidate: the model version that shadow-scored the call, 0 when none did.
         candidate_ranks: with a candidate, its order of ``ids`` (1 = it ranks that
             article first among them); empty otherwise.
@@ -73,12 +74,15 @@ class Impression:
     at: float
     ids: tuple[str, ...]
     read: list[int] = field(default_factory=list)
+    active: int = 0
     candidate: int = 0
     candidate_ranks: tuple[int, ...] = ()
     agreement: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
         doc: dict[str, Any] = {"at": self.at, "ids": list(self.ids), "read": sorted(self.read)}
+        if self.active:
+            doc["active"] = self.active
         if self.candidate:
             doc["candidate"] = self.candidate
             doc["candidate_ranks"] = list(self.candidate_ranks)
@@ -98,6 +102,10 @@ class Impression:
         if not isinstance(read, list) or not all(_index(r, len(ids)) for r in read):
             raise IntegrityError("an impression record is malformed")
         imp = cls(float(at), tuple(ids), sorted(set(read)))
+        active = doc.get("active", 0)
+        if type(active) is not int or active < 0:
+            raise IntegrityError("an impression record is malformed")
+        imp.active = active
         candidate = doc.get("candidate", 0)
         if candidate:
             ranks, agreement = doc.get("candidate_ranks"), doc.get("agreement")

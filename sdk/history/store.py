@@ -36,7 +36,7 @@ from ..features.values import check_int
 from . import crypto, impressions, keys, maintenance, profiles, schema, window, writes
 from .connection import Database, quarantine
 from .events import HistoryEvent, decode_event, encode_batch, encode_event, export_json
-from .impressions import ImpressionLog
+from .impressions import Impression, ImpressionLog
 from .keys import DEFAULT_SCRYPT_N, KeySource, StoreKeys
 from .limits import MAX_ID_CHARS, MAX_LIMIT, MAX_PROFILE_CHARS, Options, check_path, check_text
 from .profiles import Profile
@@ -81,6 +81,7 @@ class ReadingHistory:
         self._closed = True
         self._profile = None
         self._log: ImpressionLog | None = None  # the active profile's, once loaded
+        self._pending: list[Impression] = []  # added before it was loaded
 
     # ------------------------------------------------------------------- opening
     @classmethod
@@ -217,7 +218,7 @@ class ReadingHistory:
         upgrade a format-1 head, finish a key rotation cut short, apply the retention
         limits."""
         db, opts = self._db, self._opts
-        self._log = None
+        self._log, self._pending = None, []
         self._profile = profiles.activate(
             db, self._keys, self._gen, name, opts.random_bytes, has_window=self._has_window
         )
@@ -452,7 +453,27 @@ class ReadingHistory:
             if self._log is None:
                 with self._db.read() as conn:
                     self._log = impressions.load(conn, self._keys.impressions, prof.pid)
+                for impression in self._pending:
+                    self._log.add(impression)
+                self._pending = []
             return self._log
+
+    def add_impression(self, impression: Impression) -> int:
+        """Append ``impression`` to the active profile's log without reading the stored
+        log (a cold start's first recommendation decrypts nothing more); the number of
+        changes not yet saved.
+
+        Raises:
+            ClosedError: the handle is closed or its profile was erased.
+        """
+        with self._lock:
+            self._active()
+            if self._log is None:
+                self._pending.append(impression)
+                del self._pending[: -impressions.MAX_IMPRESSIONS]
+                return len(self._pending)
+            self._log.add(impression)
+            return self._log.unsaved
 
     def save_impressions(self) -> None:
         """Write the active profile's impression log if it changed (one transaction). A
@@ -463,8 +484,11 @@ class ReadingHistory:
             StorageFullError, StorageBusyError, StorageIOError: nothing is written.
         """
         with self._lock:
-            prof, log_ = self._active(), self._log
-            if log_ is None or not log_.unsaved or self._db.read_only:
+            prof = self._active()
+            if (self._log is None and not self._pending) or self._db.read_only:
+                return
+            log_ = self.impressions
+            if not log_.unsaved:
                 return
             with self._db.write() as conn:
                 if not prof.exists(conn):
@@ -483,11 +507,11 @@ class ReadingHistory:
         """
         with self._lock:
             self._check_open()
-            active = self._profile.pid if self._profile is not None else None
             with self._db.read() as conn:
                 logs = impressions.load_all(conn, self._keys.impressions)
-            if active is not None and self._log is not None:
-                logs[active] = self._log
+            prof = self._profile
+            if prof is not None and not prof.gone:
+                logs[prof.pid] = self.impressions
             return list(logs.values())
 
     def ensure_alive(self) -> None:
@@ -570,7 +594,7 @@ class ReadingHistory:
             if self._profile is not None and self._profile.pid == pid:
                 self._profile.erased()  # its keys go now
                 self._profile = None
-                self._log = None
+                self._log, self._pending = None, []
             maintenance.finish_erasures(self._db)
             return existed
 
@@ -632,7 +656,7 @@ class ReadingHistory:
                 return
             self._closed = True
             self._profile = None
-            self._log = None
+            self._log, self._pending = None, []
             del self._keys, self._gen  # CPython cannot scrub them; the references go
             self._db.close()
 
@@ -670,6 +694,6 @@ class ReadingHistory:
                     prof.erased()
         if prof is None or prof.gone:
             self._profile = None
-            self._log = None
+            self._log, self._pending = None, []
             raise ProfileErasedError("the active profile was erased; switch_profile() or reopen")
         return prof

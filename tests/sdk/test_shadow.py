@@ -136,7 +136,7 @@ def test_evidence_from_every_profile_counts_and_survives_a_restart(
         assert rec.model_version == 2
 
 
-def test_erasing_a_profile_removes_its_impressions_and_shadow_counts(
+def test_e2_erasing_a_profile_removes_its_impressions_and_shadow_counts(
     shadowed: Env, feed: list
 ) -> None:
     with _open(shadowed.home, profile="ann") as rec:
@@ -157,7 +157,7 @@ def test_erasing_a_profile_removes_its_impressions_and_shadow_counts(
 
 
 @pytest.mark.parametrize("failure", ["nan", "crash"])
-def test_failing_candidate_is_rejected_and_the_active_model_untouched(
+def test_c12_failing_candidate_is_rejected_and_the_active_model_untouched(
     shadowed: Env, feed: list, failure: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     with _open(shadowed.home) as rec:
@@ -184,7 +184,9 @@ def test_failing_candidate_is_rejected_and_the_active_model_untouched(
         assert rec.recommend(feed[100:140], k=10, now=T0) == expected
 
 
-def test_kill9_during_shadow_scoring_keeps_every_recorded_read(shadowed: Env, feed: list) -> None:
+def test_b1_kill9_during_shadow_scoring_keeps_every_recorded_read(
+    shadowed: Env, feed: list
+) -> None:
     with _open(shadowed.home) as rec:
         _with_history(rec, feed)
         rec.check_for_update(shadowed.server.url, shadow=True, validator=accept)
@@ -237,7 +239,7 @@ def test_operator_reject(shadowed: Env) -> None:
             rec.reject_candidate()
 
 
-def test_guests_leave_no_impressions_and_do_not_shadow(shadowed: Env, feed: list) -> None:
+def test_e6_guests_leave_no_impressions_and_do_not_shadow(shadowed: Env, feed: list) -> None:
     with _open(shadowed.home) as rec:
         rec.check_for_update(shadowed.server.url, shadow=True, validator=accept)
     with edgerec.Recommender.open_guest(shadowed.home) as guest:

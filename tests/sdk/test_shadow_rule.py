@@ -10,18 +10,23 @@ from edgerec.history.impressions import Impression, ImpressionLog
 
 
 def test_paired_metrics_by_hand() -> None:
+    def imp(
+        at: float, ids: str, read: list[int], ranks: str, *, cand: int = 7, agree: float = 1.0
+    ) -> Impression:
+        return Impression(at, tuple(ids), read, 1, cand, tuple(int(r) for r in ranks), agree)
+
     log = ImpressionLog(
         [
-            # active order a b c d; the candidate puts c first. Read: c.
-            Impression(1.0, ("a", "b", "c", "d"), [2], 7, (2, 3, 1, 4), 0.5),
-            # read a and d; the candidate orders d, a, b, c.
-            Impression(2.0, ("a", "b", "c", "d"), [0, 3], 7, (2, 3, 4, 1), 1.0),
-            Impression(3.0, ("a", "b"), [], 7, (1, 2), 1.0),  # no read: agreement only
-            Impression(4.0, ("a", "b"), [0], 6, (2, 1), 0.0),  # another candidate's
+            imp(1.0, "abcd", [2], "2314", agree=0.5),  # the candidate puts c first; c read
+            imp(2.0, "abcd", [0, 3], "2341"),  # a and d read; it orders d, a, b, c
+            imp(3.0, "ab", [], "12"),  # no read: agreement only
+            imp(4.0, "ab", [0], "21", cand=6, agree=0.0),  # another candidate's
             Impression(5.0, ("a", "b"), [0]),  # not shadow-scored
+            Impression(6.0, ("a", "b"), [0], 2, 7, (2, 1), 0.0),  # another active model's
         ]
     )
-    got = shadow.paired([log], 7)
+    assert shadow.paired([log], 7).impressions == 4
+    got = shadow.paired([log], 7, active=1)
     assert (got.impressions, got.reads) == (3, 2)
     assert got.auc_active.tolist() == [1 / 3, 0.5]  # c above d only; a above b, c
     assert got.auc_candidate.tolist() == [1.0, 1.0]
@@ -33,7 +38,7 @@ def test_paired_metrics_by_hand() -> None:
 
 
 def test_every_article_read_gives_no_auc_but_a_reciprocal_rank() -> None:
-    log = ImpressionLog([Impression(1.0, ("a", "b"), [0, 1], 3, (2, 1), 1.0)])
+    log = ImpressionLog([Impression(1.0, ("a", "b"), [0, 1], 1, 3, (2, 1), 1.0)])
     got = shadow.paired([log], 3)
     assert got.reads == 1 and len(got.auc_active) == 0 and got.rr_candidate.tolist() == [1.0]
 

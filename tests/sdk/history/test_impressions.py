@@ -73,7 +73,7 @@ def test_age_limit_applies_to_impressions(path: Path) -> None:
         assert [imp.at for imp in h.impressions] == [100.0, 200.0]
 
 
-def test_profiles_have_separate_logs_and_erase_removes_one(path: Path) -> None:
+def test_e5_profiles_have_separate_impression_logs(path: Path) -> None:
     h = _saved(path, "ann", 2)
     h.switch_profile("bob")
     assert len(h.impressions) == 0
@@ -86,7 +86,7 @@ def test_profiles_have_separate_logs_and_erase_removes_one(path: Path) -> None:
 
 
 @pytest.mark.parametrize("damage", ["flip-first", "flip-last", "truncate", "swap", "not-bytes"])
-def test_tampered_log_is_discarded_and_the_history_untouched(
+def test_a3_a7_tampered_impression_log_is_discarded_history_untouched(
     path: Path, damage: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     _saved(path, "ann").close()
@@ -148,3 +148,13 @@ def test_malformed_records_are_refused() -> None:
     for doc in bad:
         with pytest.raises(IntegrityError):
             Impression.from_json(doc)
+
+
+def test_impressions_added_before_the_stored_log_is_read_are_merged(path: Path) -> None:
+    _saved(path).close()
+    with open_store(path, profile="ann") as h:
+        assert h.add_impression(Impression(500.0, ("N7",))) == 1  # nothing decrypted yet
+        assert h.add_impression(Impression(600.0, ("N8",))) == 2
+        h.save_impressions()
+    with open_store(path, profile="ann") as h:
+        assert [imp.at for imp in h.impressions] == [0.0, 100.0, 200.0, 500.0, 600.0]

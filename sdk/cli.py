@@ -79,7 +79,10 @@ def cmd_info(args: argparse.Namespace) -> int:
     for key, value in info.items():
         print(f"{key}: {value}")
     if args.home is not None and info["shadow_candidate"] is not None and _has_key(args):
-        _print_shadow(args)
+        try:
+            _print_shadow(args)
+        except EdgerecError as exc:
+            print(f"shadow evidence: unavailable ({type(exc).__name__})")
     return 0
 
 
@@ -88,9 +91,19 @@ def _has_key(args: argparse.Namespace) -> bool:
 
 
 def _print_shadow(args: argparse.Namespace) -> None:
-    """The shadow evaluation's state (needs the history key: the evidence is encrypted)."""
-    with _open(args) as rec:
-        s = rec.shadow_status()
+    """The shadow evaluation's state, read only: the history (the evidence is encrypted,
+    so the key is needed) is opened read-only on an existing profile and nothing is
+    decided, created or written; the rule's default settings."""
+    from .history import ReadingHistory
+    from .home import HISTORY_FILE, installed_status
+    from .shadow import report
+
+    home = Path(args.home)
+    installed = installed_status(home)
+    with ReadingHistory.open(
+        home / HISTORY_FILE, read_only=True, profile=args.profile, **_key_args(args)
+    ) as history:
+        s = report(history, installed.candidate, installed.active)
 
     def number(value: float | None, digits: int = 4) -> str:
         return "-" if value is None else f"{value:.{digits}f}"

@@ -466,14 +466,20 @@ class Ranker:
         if not np.isfinite(scored.scores).all():
             raise ModelFormatError("the model scored NaN or infinity")
         position = {article_id: j for j, article_id in enumerate(scored.ids)}
-        # An id this model filtered out cannot happen with the same rules and reads; if it
-        # does, it ranks last.
-        mine = np.array([scored.scores[position[i]] if i in position else -np.inf for i in shown])
-        order = np.argsort(-mine, kind="stable")  # shown indices, best first
-        ranks = np.empty(len(shown), dtype=int)
-        ranks[order] = np.arange(1, len(shown) + 1)
-        own = {scored.ids[j] for j in self._chosen(scored)}
-        return [int(r) for r in ranks], len(own.intersection(shown)) / len(shown)
+        # Its own order under the same rules (per-source caps, diversity) first; the shown
+        # articles it would not have returned after, by score. An id it filtered out
+        # cannot happen with the same rules and reads; if it does, it ranks last.
+        chosen = [scored.ids[j] for j in self._chosen(scored)]
+        place = {article_id: i for i, article_id in enumerate(chosen)}
+        keys = [
+            (place.get(i, len(chosen)), -scored.scores[position[i]] if i in position else np.inf)
+            for i in shown
+        ]
+        order = sorted(range(len(shown)), key=keys.__getitem__)  # shown indices, best first
+        ranks = [0] * len(shown)
+        for rank, index in enumerate(order, start=1):
+            ranks[index] = rank
+        return ranks, len(place.keys() & set(shown)) / len(shown)
 
     def _score(
         self,

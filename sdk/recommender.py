@@ -91,6 +91,8 @@ class Recommender:
         self._probation = 0
         self._guest = False
         self._shadow = ShadowEvaluation(home)  # the model in shadow, if any
+        self._installed = False  # ranks with the home's installed models (shadow possible)
+        self._save_due = IMPRESSIONS_SAVED_EVERY  # unsaved impressions that trigger a save
         self._load_reader()
 
     @classmethod
@@ -128,7 +130,9 @@ class Recommender:
             BundleError (and its leaves), RuntimeUnavailableError: the model cannot be used.
             WrongKeyError, KeyUnavailableError, StorageCorruptError: see ReadingHistory.
         """
-        min_reads = check_int("shadow_min_reads", shadow_min_reads, 1, shadow.MAX_READS)
+        min_reads = check_int(
+            "shadow_min_reads", shadow_min_reads, shadow.MIN_READS_FLOOR, shadow.MAX_READS
+        )
         margin = check_number("shadow_margin", shadow_margin, 0.0, 1.0)
         folder = checked_home(home)
         loaded = cls._load_bundle(folder, bundle)
@@ -149,8 +153,9 @@ class Recommender:
             status = installed_status(folder)
             if status.on_probation and status.active == loaded.manifest.model_version:
                 rec._probation = PROBATION_CALLS  # activated by another process or run
+            rec._installed = True
             try:
-                rec._sync_candidate()
+                rec._sync_candidate(look=True)
             except BaseException:
                 rec.close()
                 raise
@@ -254,16 +259,18 @@ class Recommender:
             raise ClosedError("the Recommender is closed")
         return self._history
 
-    def _save_impressions(self) -> None:
+    def _save_impressions(self) -> bool:
         """Write the impression log if it changed; a failure is logged, never raised (the
-        log is evidence for shadow evaluation, not the reader's data)."""
+        log is evidence for shadow evaluation, not the reader's data). Whether it saved."""
         history = self._history
         if history is None or self._guest:
-            return
+            return True
         try:
             history.save_impressions()
         except EdgerecError as exc:
             log.warning("the impression log was not saved (%s)", type(exc).__name__)
+            return False
+        return True
 
     def _live_history(self) -> ReadingHistory:
         """The history, checked to still hold the active reader's profile (one
@@ -456,8 +463,17 @@ class Recommender:
         shown = tuple(r.id for r in out[:MAX_SHOWN])
         impression = Impression(options["now"], shown, active=self.model_version or 0)
         self._shadow.score(candidates, impression, options, self._ranker.last_checked)
-        if self._open_history().add_impression(impression) >= IMPRESSIONS_SAVED_EVERY:
-            self._save_impressions()
+        try:
+            unsaved = self._open_history().add_impression(impression)
+        except ProfileErasedError:  # erased by another process since the call began
+            self._ranker.clear_reader()
+            self._shadow.clear_reader()
+            raise
+        if unsaved >= self._save_due:
+            # A save that fails (disk full, a busy store) is retried only after as many
+            # calls again, never on every call.
+            saved = self._save_impressions()
+            self._save_due = IMPRESSIONS_SAVED_EVERY if saved else unsaved + IMPRESSIONS_SAVED_EVERY
 
     def _count_read(self, history: ReadingHistory, article_id: str, at: float) -> None:
         """Mark the read on the impression that showed it (saved at once); evidence for
@@ -470,12 +486,14 @@ class Recommender:
         if promoted is not None:
             self._serve_with(promoted)
 
-    def _sync_candidate(self) -> None:
-        """Load (or drop) the model in shadow the pointer names, then look at the evidence
-        earlier runs left (a verdict may be due already)."""
-        if self._guest or not self._shadow.sync():
+    def _sync_candidate(self, *, look: bool) -> None:
+        """Load (or drop) the model in shadow the pointer names; with ``look``, apply the
+        rule to the evidence earlier runs left (a verdict may be due already)."""
+        if self._guest or not self._installed or not self._shadow.sync():
             return
         self._load_reader()
+        if not look:
+            return
         promoted = self._shadow.look(self._open_history(), self.model_version)
         if promoted is not None:
             self._serve_with(promoted)
@@ -508,7 +526,7 @@ class Recommender:
         """
         self._refuse_for_guest("model updates")
         with self._lock:
-            self._sync_candidate()
+            self._sync_candidate(look=False)  # the operator decides, not the evidence
             promoted = self._shadow.promote()
             self._serve_with(promoted)
             return promoted.version
@@ -522,7 +540,7 @@ class Recommender:
         """
         self._refuse_for_guest("model updates")
         with self._lock:
-            self._sync_candidate()
+            self._sync_candidate(look=False)
             return self._shadow.reject("rejected by the operator")
 
     # -- model updates ----------------------------------------------------------------
@@ -570,7 +588,8 @@ class Recommender:
                 if not result.shadow:
                     self._set_model(Bundle.load(result.path))
                     self._probation = PROBATION_CALLS
-                self._sync_candidate()
+                    self._installed = True
+                self._sync_candidate(look=False)
         return result
 
     def rollback(self) -> int:

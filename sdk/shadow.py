@@ -21,9 +21,11 @@ The decision (:func:`decide`), a group-sequential test on the paired AUC differe
 - at a look on the first ``n`` of them, the paired bootstrap's one-sided ``(1 - alpha)``
   bounds of the mean difference, with ``alpha`` = :data:`ALPHA` divided by the number of
   looks (so all looks together promote an equal model at most about ALPHA of the time);
-- **promote** when the lower bound is at least ``-margin``; **reject** when the upper
-  bound is below ``-margin`` (the candidate is worse), or when the last look is reached
-  undecided (the active model stays: the burden of proof is on the candidate).
+- **promote** when the lower bound is above ``-margin`` (strictly: a bound of exactly 0
+  from tied differences is no evidence); **reject** when the upper bound is below
+  ``-margin`` (the candidate is worse), when the last look is reached undecided, or when
+  ``max_reads`` impressions with a read gave too few comparisons (the active model
+  stays: the burden of proof is on the candidate).
 
 A promoted model goes through the usual probation; a rejected version is remembered and
 never installed again. A candidate that fails inside the interpreter or scores NaN is
@@ -47,7 +49,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 import numpy as np
 import numpy.typing as npt
 
-from .errors import BundleError, EdgerecError, InvalidInputError, InvalidTypeError, UpdateError
+from .errors import EdgerecError, InvalidInputError, InvalidTypeError, UpdateError
 from .history.impressions import Impression, ImpressionLog
 from .home import MODELS_DIR, installed_status, promote_candidate, reject_candidate
 from .model import Bundle
@@ -63,6 +65,7 @@ __all__ = [
     "BOOTSTRAP_DRAWS",
     "MAX_READS",
     "MIN_READS",
+    "MIN_READS_FLOOR",
     "Candidate",
     "Decision",
     "LocalMetrics",
@@ -73,9 +76,12 @@ __all__ = [
     "looks",
     "metrics_of",
     "paired",
+    "report",
+    "verdict_of",
 ]
 
 MIN_READS: Final = 50  # impressions with a read (device-wide) before the first look
+MIN_READS_FLOOR: Final = 30  # a percentile bootstrap at 1% needs about this many
 MAX_READS: Final = 800  # the last look: undecided there is a rejection
 ALPHA: Final = 0.05  # shared by the looks
 BOOTSTRAP_DRAWS: Final = 4_000
@@ -121,8 +127,8 @@ class ShadowStatus:
     """What :meth:`edgerec.Recommender.shadow_status` reports (no article ids, no reader).
 
     ``decision`` is ``"none"`` without a candidate, ``"pending"`` while evidence is
-    gathered, else the verdict the rule reached (the SDK acts on it at once: the status
-    after a verdict has no candidate); ``impressions`` and ``reads`` are device-wide.
+    gathered, else the verdict the rule reaches on the evidence now (a Recommender acts on
+    it at its next look); ``impressions`` and ``reads`` are device-wide.
     """
 
     candidate: int | None
@@ -191,30 +197,98 @@ def looks(min_reads: int = MIN_READS, max_reads: int = MAX_READS) -> list[int]:
 def decide(
     differences: npt.NDArray[np.float64],
     *,
+    reads: int | None = None,
     min_reads: int = MIN_READS,
     max_reads: int = MAX_READS,
     margin: float = 0.0,
     draws: int = BOOTSTRAP_DRAWS,
+    alpha: float | None = None,
 ) -> Decision:
     """The rule of the module docstring on paired AUC differences (candidate - active),
-    oldest first; looks past ``len(differences)`` are not taken yet."""
+    oldest first; looks past ``len(differences)`` are not taken yet. ``reads``: the
+    impressions with a read (default ``len(differences)``; an impression whose every
+    returned article was read has no AUC): at ``max_reads`` of them without a verdict, the
+    candidate is rejected. ``alpha``: each look's one-sided level (default :data:`ALPHA`
+    shared by the looks)."""
     points = looks(min_reads, max_reads)
-    alpha = ALPHA / len(points)
+    if alpha is None:
+        alpha = ALPHA / len(points)
     rng = np.random.default_rng(_SEED)
     last = Decision("pending", 0, None, None, None)
     for n in points:
         if len(differences) < n:
             break
         sample = differences[:n]
-        means = sample[rng.integers(0, n, size=(draws, n))].mean(axis=1)  # (draws,)
+        means = _bootstrap_means(sample, draws, rng)
         lower, upper = (float(q) for q in np.quantile(means, [alpha, 1.0 - alpha]))
         mean = float(sample.mean())
-        if lower >= -margin:
+        # Strictly above: differences are often exactly 0 (the candidate keeps the read
+        # article's place), and a bound of 0 is no evidence that it is better.
+        if lower > -margin:
             return Decision("promote", n, mean, lower, upper)
         if upper < -margin or n == points[-1]:
             return Decision("reject", n, mean, lower, upper)
         last = Decision("pending", n, mean, lower, upper)
+    if (len(differences) if reads is None else reads) >= max_reads:
+        return Decision("reject", last.looked_at, last.difference, last.lower, last.upper)
     return last
+
+
+def _bootstrap_means(
+    sample: npt.NDArray[np.float64], draws: int, rng: np.random.Generator
+) -> npt.NDArray[np.float64]:
+    """``draws`` means of resamples of ``sample``, 500 at a time (memory stays small)."""
+    n = len(sample)
+    out = np.empty(draws, dtype=np.float64)
+    for start in range(0, draws, 500):
+        stop = min(start + 500, draws)
+        picks = rng.integers(0, n, size=(stop - start, n), dtype=np.int32)
+        out[start:stop] = sample[picks].mean(axis=1)
+    return out
+
+
+def report(
+    history: ReadingHistory,
+    candidate: int | None,
+    active: int | None,
+    *,
+    min_reads: int = MIN_READS,
+    margin: float = 0.0,
+) -> ShadowStatus:
+    """The :class:`ShadowStatus` of ``candidate`` against ``active`` from every profile's
+    impression log in ``history``; reads only (nothing is decided or changed)."""
+    if candidate is None:
+        empty = LocalMetrics(None, None)
+        return ShadowStatus(
+            None, active, 0, 0, empty, empty, None, "none", None, None, None, min_reads, margin
+        )
+    evidence = paired(history.device_impressions(), candidate, active or 0)
+    verdict = verdict_of(evidence, min_reads=min_reads, margin=margin)
+    active_metrics, candidate_metrics = metrics_of(evidence)
+    return ShadowStatus(
+        candidate,
+        active,
+        evidence.impressions,
+        evidence.reads,
+        active_metrics,
+        candidate_metrics,
+        evidence.agreement,
+        verdict.decision,
+        verdict.difference,
+        verdict.lower,
+        verdict.upper,
+        min_reads,
+        margin,
+    )
+
+
+def verdict_of(evidence: Paired, *, min_reads: int, margin: float) -> Decision:
+    return decide(
+        evidence.auc_candidate - evidence.auc_active,
+        reads=evidence.reads,
+        min_reads=min_reads,
+        margin=margin,
+    )
 
 
 def metrics_of(evidence: Paired) -> tuple[LocalMetrics, LocalMetrics]:
@@ -279,14 +353,16 @@ class Candidate:
 class ShadowEvaluation:
     """A Recommender's side of shadow evaluation: the candidate the pointer names, its
     ranker kept on the same reader, the decision rule's looks and acting on a verdict.
-    Not thread-safe: the Recommender's lock guards it."""
+    Every call into the candidate's interpreter is guarded: a failure rejects the
+    candidate and never reaches the caller. Not thread-safe: the Recommender's lock
+    guards it."""
 
     def __init__(self, home: Path, *, min_reads: int = MIN_READS, margin: float = 0.0) -> None:
         self.home = home
         self.min_reads = min_reads
         self.margin = margin
         self.candidate: Candidate | None = None
-        self._next_look = 0  # reads with evidence until the rule looks again
+        self._next_look = 0  # impressions with evidence until the rule looks again
 
     # -- the reader, as the active ranker sees it --------------------------------------
 
@@ -296,18 +372,24 @@ class ShadowEvaluation:
 
     def load_reader(self, articles: Sequence[Mapping[str, Any]]) -> None:
         if self.candidate is not None:
-            self.candidate.ranker.load_reader(articles)
+            try:
+                self.candidate.ranker.load_reader(articles)
+            except Exception as exc:
+                self.reject(f"it failed to read the history ({type(exc).__name__})")
 
     def add_read(self, article: Mapping[str, Any]) -> None:
         if self.candidate is not None:
-            self.candidate.add_read(article)
+            try:
+                self.candidate.add_read(article)
+            except Exception as exc:
+                self.reject(f"it failed to add a read ({type(exc).__name__})")
 
     # -- the candidate ------------------------------------------------------------------
 
     def sync(self) -> bool:
-        """Follow the pointer: load the candidate it names (a damaged one is rejected) or
-        drop one it no longer names. Whether a new candidate was loaded (the caller then
-        loads the reader into it)."""
+        """Follow the pointer: load the candidate it names (one that cannot be loaded is
+        rejected) or drop one it no longer names. Whether a new candidate was loaded (the
+        caller then loads the reader into it). Looks at no evidence."""
         version = installed_status(self.home).candidate
         if self.candidate is not None and self.candidate.version == version:
             return False
@@ -316,12 +398,11 @@ class ShadowEvaluation:
         if version is None:
             return False
         try:
-            bundle = Bundle.load(self.home / MODELS_DIR / str(version))
-        except BundleError as exc:
-            log.error("the model in shadow (%d) is damaged (%s)", version, type(exc).__name__)
-            reject_candidate(self.home, version)
+            self.candidate = Candidate(version, Bundle.load(self.home / MODELS_DIR / str(version)))
+        except Exception as exc:  # damaged files, or the runtime refuses the model
+            log.error("the model in shadow (%d) cannot be loaded (%s)", version, type(exc).__name__)
+            self._record_rejection(version)
             return False
-        self.candidate = Candidate(version, bundle)
         self._next_look = 0
         return True
 
@@ -349,39 +430,25 @@ class ShadowEvaluation:
             self._next_look -= 1
         return self.look(history, active) if self._next_look <= 0 else None
 
-    def evidence(self, history: ReadingHistory, active: int | None) -> Paired:
-        """The candidate's evidence against model ``active`` (a rollback of the active
-        model starts the comparison again)."""
-        assert self.candidate is not None
-        return paired(history.device_impressions(), self.candidate.version, active or 0)
-
-    def verdict(self, evidence: Paired) -> Decision:
-        return decide(
-            evidence.auc_candidate - evidence.auc_active,
-            min_reads=self.min_reads,
-            margin=self.margin,
-        )
-
     def look(self, history: ReadingHistory, active: int | None) -> Candidate | None:
         """Apply the rule to the device's evidence now and act on a verdict; the
         candidate when it was promoted."""
         if self.candidate is None:
             return None
-        evidence = self.evidence(history, active)
-        verdict = self.verdict(evidence)
+        evidence = paired(history.device_impressions(), self.candidate.version, active or 0)
+        verdict = verdict_of(evidence, min_reads=self.min_reads, margin=self.margin)
         if verdict.decision == "promote":
             try:
                 return self.promote()
             except (EdgerecError, OSError) as exc:  # another process decided; the disk
                 log.warning("could not promote the candidate (%s)", type(exc).__name__)
-                self.clear_reader()
-                self.candidate = None
                 return None
         if verdict.decision == "reject":
-            self.reject(f"its local AUC difference is {verdict.difference:+.4f}")
+            self.reject(f"its local AUC difference is {verdict.difference or 0.0:+.4f}")
             return None
-        upcoming = [n for n in looks(self.min_reads) if n > evidence.reads]
-        self._next_look = (upcoming[0] if upcoming else evidence.reads + 1) - evidence.reads
+        counted = len(evidence.auc_active)  # what the looks count
+        upcoming = [n for n in looks(self.min_reads) if n > counted]
+        self._next_look = max(1, (upcoming[0] if upcoming else counted + 1) - counted)
         return None
 
     def promote(self) -> Candidate:
@@ -413,36 +480,21 @@ class ShadowEvaluation:
             raise UpdateError("no model is in shadow")
         self.candidate = None
         candidate.ranker.clear_reader()
-        log.warning("model %d in shadow rejected: %s", candidate.version, why)
-        try:
-            reject_candidate(self.home, candidate.version)
-        except OSError as exc:  # the pointer still names it: the next open looks again
-            log.warning("could not record the rejection (%s)", type(exc).__name__)
+        if self._record_rejection(candidate.version):
+            log.warning("model %d in shadow rejected: %s", candidate.version, why)
         return candidate.version
+
+    def _record_rejection(self, version: int) -> bool:
+        """The pointer forgets the candidate and remembers it as rejected; False when it
+        no longer named it (another process decided) or the disk refused (then the next
+        open tries again)."""
+        try:
+            return reject_candidate(self.home, version)
+        except OSError as exc:
+            log.warning("could not record the rejection (%s)", type(exc).__name__)
+            return False
 
     def status(self, history: ReadingHistory, active: int | None) -> ShadowStatus:
         """:meth:`edgerec.Recommender.shadow_status`."""
-        if self.candidate is None:
-            empty = LocalMetrics(None, None)
-            return ShadowStatus(
-                None, active, 0, 0, empty, empty, None, "none", None, None, None,
-                self.min_reads, self.margin,
-            )  # fmt: skip
-        evidence = self.evidence(history, active)
-        verdict = self.verdict(evidence)
-        active_metrics, candidate_metrics = metrics_of(evidence)
-        return ShadowStatus(
-            self.candidate.version,
-            active,
-            evidence.impressions,
-            evidence.reads,
-            active_metrics,
-            candidate_metrics,
-            evidence.agreement,
-            verdict.decision,
-            verdict.difference,
-            verdict.lower,
-            verdict.upper,
-            self.min_reads,
-            self.margin,
-        )
+        version = self.candidate.version if self.candidate is not None else None
+        return report(history, version, active, min_reads=self.min_reads, margin=self.margin)

@@ -107,6 +107,7 @@ def test_bench_recommend_measures_recommend_beside_the_bare_invoke() -> None:
     cold = result["cold_start"]
     assert cold["tensorflow_imported"] is False and cold["max_peak_rss_mb"] > 0
     assert set(result["targets"]) >= {"p50_le_1ms", "p99_le_3ms", "p50_le_2x_bare_invoke"}
+    assert result["record_read_marking_an_impression"]["impressions_in_the_log"] > 100
     shadow = result["shadow"]
     with_, without = shadow["with_shadow"], shadow["without_shadow"]
     ratio = with_["steady"]["p50_ms"] / without["steady"]["p50_ms"]

@@ -16,7 +16,7 @@ from types import ModuleType
 import pytest
 
 import edgerec
-from edgerec import errors, features, history, model, recommender
+from edgerec import errors, features, history, home, model, recommender, shadow
 from edgerec.features import hashing, signals, spec, values
 from edgerec.history import events as history_events
 from edgerec.history import rollback as history_rollback
@@ -58,6 +58,8 @@ WALK_THROUGH = DOCS / "walkthrough.md"
         history_events,
         history_rollback,
         recommender,
+        shadow,
+        home,
     ],
     ids=lambda m: m.__name__,
 )

@@ -5,14 +5,17 @@ the candidate ordered the same articles. What :mod:`edgerec.shadow` measures mod
 Owns: the log's records, their limits and JSON layout, and its sealed row. May touch: the
 ``impressions`` table, one row per profile, inside the caller's transaction.
 
-Stored as one AES-256-GCM ciphertext per profile (``impressions(pid, blob)``), under a
-subkey of the store key (HKDF ``"impressions"``) with the profile id in the associated
-data, so a log cannot be moved to another profile and every device profile's log can be
-read for the device-wide shadow totals. A modified, truncated or swapped ciphertext fails
-authentication: the log is then discarded (logged by type, never trusted) and starts
-again; the reading history is not affected. Deleting the row, or putting back an older
-ciphertext of the same profile, is not detected (it only loses impressions: nothing can
-be forged without the key). Erasing a profile deletes its row in the erase transaction.
+Stored in pages of :data:`PAGE` impressions (by their sequence number in the profile),
+one AES-256-GCM ciphertext per page (``impressions(pid, page, blob)``), under a subkey of
+the store key (HKDF ``"impressions"``) with the profile id and the page number in the
+associated data: a page cannot be moved to another profile or place, and every device
+profile's log can be read for the device-wide shadow totals. A save writes only the pages
+that changed (a read marks one impression: one page). A modified, truncated or swapped
+ciphertext fails authentication: the whole log is then discarded (logged by type, never
+trusted) and starts again; the reading history is not affected. Deleting a page, or
+putting back an older ciphertext of the same page, is not detected (it only loses
+impressions: nothing can be forged without the key). Erasing a profile deletes its pages
+in the erase transaction.
 
 Bounded: the newest ``max_impressions`` (default :data:`MAX_IMPRESSIONS`) records, each
 with at most :data:`MAX_SHOWN` ids (the first ranks of the call).
@@ -20,10 +23,12 @@ with at most :data:`MAX_SHOWN` ids (the first ranks of the call).
 
 from __future__ import annotations
 
+import bisect
 import json
 import logging
 import math
 import sqlite3
+import struct
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, TypeGuard
@@ -37,12 +42,16 @@ __all__ = [
     "LOG_FORMAT",
     "MAX_IMPRESSIONS",
     "MAX_SHOWN",
+    "PAGE",
     "READ_WINDOW_S",
     "Impression",
     "ImpressionLog",
+    "decode_page",
     "delete",
+    "encode_page",
     "load",
     "load_all",
+    "saved",
     "store",
 ]
 
@@ -51,8 +60,10 @@ log = logging.getLogger("edgerec.history")
 LOG_FORMAT: Final = 1
 MAX_IMPRESSIONS: Final = 2_000  # kept per profile (the oldest dropped first)
 MAX_SHOWN: Final = 100  # ids kept per impression: the first ranks of the call
+PAGE: Final = 100  # impressions per stored page
 READ_WINDOW_S: Final = 24 * 3600.0  # a read counts for an impression up to this long after
 _AAD: Final = b"edgerec/history/impressions/v1"
+_PAGE_KEY: Final = struct.Struct(">Q").pack
 
 
 @dataclass(slots=True)
@@ -78,6 +89,7 @@ class Impression:
     candidate: int = 0
     candidate_ranks: tuple[int, ...] = ()
     agreement: float = 0.0
+    seq: int = -1  # its number in the profile's log (which page keeps it); -1: not yet
 
     def to_json(self) -> dict[str, Any]:
         doc: dict[str, Any] = {"at": self.at, "ids": list(self.ids), "read": sorted(self.read)}
@@ -136,8 +148,8 @@ def _index(value: object, n: int) -> bool:
 
 
 class ImpressionLog:
-    """The active profile's impressions in memory, oldest first (not thread-safe: the
-    history's lock guards it)."""
+    """The active profile's impressions in memory, oldest first, and which stored pages
+    they changed (not thread-safe: the history's lock guards it)."""
 
     def __init__(
         self,
@@ -148,9 +160,19 @@ class ImpressionLog:
     ) -> None:
         self.max_impressions = max_impressions
         self.window_s = window_s
-        self.items: list[Impression] = list(items)[-max_impressions:]
-        self.unsaved = 0  # changes since the last save
+        self.items: list[Impression] = []
+        self.next_seq = 0
+        self.dirty: set[int] = set()  # pages to write (or delete, when emptied)
+        self.changes = 0  # impressions added, marked or dropped since the last save
+        self.rewrite = False  # the stored pages are not to be trusted: replace them all
         self.discarded = False  # the stored log failed authentication and was dropped
+        for impression in items:
+            self.add(impression)
+
+    @property
+    def unsaved(self) -> int:
+        """Changes since the last save (0: nothing to write)."""
+        return self.changes + self.rewrite
 
     def __len__(self) -> int:
         return len(self.items)
@@ -158,11 +180,17 @@ class ImpressionLog:
     def __iter__(self) -> Iterator[Impression]:
         return iter(self.items)
 
+    def _touch(self, impression: Impression) -> None:
+        self.dirty.add(impression.seq // PAGE)
+        self.changes += 1
+
     def add(self, impression: Impression) -> None:
+        impression.seq = self.next_seq
+        self.next_seq += 1
         self.items.append(impression)
+        self._touch(impression)
         if len(self.items) > self.max_impressions:
-            del self.items[: len(self.items) - self.max_impressions]
-        self.unsaved += 1
+            self._drop([imp for imp in self.items[: len(self.items) - self.max_impressions]])
 
     def mark_read(self, article_id: str, at: float) -> Impression | None:
         """Count a read of ``article_id`` at ``at`` for the newest impression that showed
@@ -178,94 +206,130 @@ class ImpressionLog:
                     return None
                 imp.read.append(index)
                 imp.read.sort()
-                self.unsaved += 1
+                self._touch(imp)
                 return imp
         return None
 
     def forget(self, article_id: str) -> int:
         """Drop every impression that showed ``article_id``; how many."""
-        kept = [imp for imp in self.items if article_id not in imp.ids]
-        dropped = len(self.items) - len(kept)
-        if dropped:
-            self.items = kept
-            self.unsaved += 1
-        return dropped
+        return self._drop([imp for imp in self.items if article_id in imp.ids])
 
     def drop_before(self, cutoff: float) -> int:
         """Drop impressions served before ``cutoff`` (the history's ``max_age_s``)."""
-        kept = [imp for imp in self.items if imp.at >= cutoff]
-        dropped = len(self.items) - len(kept)
-        if dropped:
-            self.items = kept
-            self.unsaved += 1
-        return dropped
+        return self._drop([imp for imp in self.items if imp.at < cutoff])
+
+    def _drop(self, doomed: Sequence[Impression]) -> int:
+        if doomed:
+            gone = {id(imp) for imp in doomed}
+            self.items = [imp for imp in self.items if id(imp) not in gone]
+            for imp in doomed:
+                self._touch(imp)
+        return len(doomed)
+
+    def page(self, number: int) -> list[Impression]:
+        """The impressions stored in page ``number`` (seq // PAGE), oldest first."""
+        seqs = [imp.seq for imp in self.items]
+        lo = bisect.bisect_left(seqs, number * PAGE)
+        hi = bisect.bisect_left(seqs, (number + 1) * PAGE)
+        return self.items[lo:hi]
 
     def to_json(self) -> list[dict[str, Any]]:
         return [imp.to_json() for imp in self.items]
 
-    def encode(self) -> bytes:
-        doc = {"format": LOG_FORMAT, "impressions": self.to_json()}
-        return json.dumps(doc, separators=(",", ":"), allow_nan=False).encode()
 
-    @classmethod
-    def decode(cls, plaintext: bytes, **options: Any) -> ImpressionLog:
-        """Raises IntegrityError: not a log this SDK wrote."""
-        from .._json import StrictJSONError, loads_strict
+def encode_page(number: int, items: Sequence[Impression]) -> bytes:
+    docs = [{**imp.to_json(), "seq": imp.seq} for imp in items]
+    doc = {"format": LOG_FORMAT, "page": number, "impressions": docs}
+    return json.dumps(doc, separators=(",", ":"), allow_nan=False).encode()
 
-        try:
-            doc = loads_strict(plaintext)
-        except StrictJSONError:
-            raise IntegrityError("the impression log is malformed") from None
-        if not isinstance(doc, dict) or doc.get("format") != LOG_FORMAT:
-            raise IntegrityError("the impression log has an unknown format")
-        items = doc.get("impressions")
-        if not isinstance(items, list):
+
+def decode_page(number: int, plaintext: bytes) -> list[Impression]:
+    """Raises IntegrityError: not page ``number`` as this SDK wrote it."""
+    from .._json import StrictJSONError, loads_strict
+
+    try:
+        doc = loads_strict(plaintext)
+    except StrictJSONError:
+        raise IntegrityError("the impression log is malformed") from None
+    if not isinstance(doc, dict) or doc.get("format") != LOG_FORMAT or doc.get("page") != number:
+        raise IntegrityError("the impression log has an unknown format")
+    docs = doc.get("impressions")
+    if not isinstance(docs, list) or not docs or len(docs) > PAGE:
+        raise IntegrityError("the impression log is malformed")
+    items: list[Impression] = []
+    for entry in docs:
+        impression = Impression.from_json(entry)
+        seq = entry.get("seq")
+        if type(seq) is not int or seq // PAGE != number or (items and seq <= items[-1].seq):
             raise IntegrityError("the impression log is malformed")
-        return cls([Impression.from_json(d) for d in items], **options)
+        impression.seq = seq
+        items.append(impression)
+    return items
 
 
-# ------------------------------------------------------------------ the stored row
-def _aad(pid: bytes) -> bytes:
-    return _AAD + pid
+# ------------------------------------------------------------------ the stored pages
+def _aad(pid: bytes, page: int) -> bytes:
+    return _AAD + pid + _PAGE_KEY(page)
 
 
 def store(
     conn: sqlite3.Connection,
     key: bytes,
     pid: bytes,
-    impressions: ImpressionLog,
+    log_: ImpressionLog,
     random_bytes: crypto.RandomBytes,
 ) -> None:
-    """Seal and write ``impressions`` as profile ``pid``'s log (caller's transaction)."""
-    blob = crypto.wrap(key, impressions.encode(), _aad(pid), random_bytes)
-    conn.execute(
-        "INSERT INTO impressions (pid, blob) VALUES (?, ?) "
-        "ON CONFLICT(pid) DO UPDATE SET blob = excluded.blob",
-        (pid, blob),
-    )
+    """Write the pages of ``log_`` that changed (all of them after a discard) as profile
+    ``pid``'s (caller's transaction); emptied pages are deleted."""
+    if log_.rewrite:
+        conn.execute("DELETE FROM impressions WHERE pid = ?", (pid,))
+        pages = {imp.seq // PAGE for imp in log_.items}
+    else:
+        pages = set(log_.dirty)
+    for number in sorted(pages):
+        items = log_.page(number)
+        if not items:
+            conn.execute("DELETE FROM impressions WHERE pid = ? AND page = ?", (pid, number))
+            continue
+        blob = crypto.wrap(key, encode_page(number, items), _aad(pid, number), random_bytes)
+        conn.execute(
+            "INSERT INTO impressions (pid, page, blob) VALUES (?, ?, ?) "
+            "ON CONFLICT(pid, page) DO UPDATE SET blob = excluded.blob",
+            (pid, number, blob),
+        )
+
+
+def saved(log_: ImpressionLog) -> None:
+    """``log_`` was stored: nothing is pending."""
+    log_.dirty.clear()
+    log_.changes = 0
+    log_.rewrite = False
 
 
 def load(conn: sqlite3.Connection, key: bytes, pid: bytes, **options: Any) -> ImpressionLog:
     """Profile ``pid``'s log; an empty one when it has none (or the file predates the
-    table). A log that fails authentication or parsing is discarded: an empty log with
-    ``discarded`` set comes back, and the failure is logged by type only."""
+    table). A log one of whose pages fails authentication or parsing is discarded: an
+    empty log with ``discarded`` set comes back (its next save replaces every page), and
+    the failure is logged by type only."""
     if not _has_table(conn):
         return ImpressionLog(**options)
-    row = conn.execute("SELECT blob FROM impressions WHERE pid = ?", (pid,)).fetchone()
-    if row is None:
-        return ImpressionLog(**options)
-    return _opened(key, pid, row[0], options)
+    rows = conn.execute(
+        "SELECT page, blob FROM impressions WHERE pid = ? ORDER BY page", (pid,)
+    ).fetchall()
+    return _opened(key, pid, rows, options)
 
 
 def load_all(conn: sqlite3.Connection, key: bytes, **options: Any) -> dict[bytes, ImpressionLog]:
     """Every profile's log by profile id (discarded ones empty)."""
     if not _has_table(conn):
         return {}
-    out = {}
-    for pid, blob in conn.execute("SELECT pid, blob FROM impressions").fetchall():
+    by_pid: dict[bytes, list[tuple[object, object]]] = {}
+    for pid, page, blob in conn.execute(
+        "SELECT pid, page, blob FROM impressions ORDER BY pid, page"
+    ):
         if type(pid) is bytes:
-            out[pid] = _opened(key, pid, blob, options)
-    return out
+            by_pid.setdefault(pid, []).append((page, blob))
+    return {pid: _opened(key, pid, rows, options) for pid, rows in by_pid.items()}
 
 
 def delete(conn: sqlite3.Connection, pid: bytes) -> None:
@@ -274,18 +338,26 @@ def delete(conn: sqlite3.Connection, pid: bytes) -> None:
         conn.execute("DELETE FROM impressions WHERE pid = ?", (pid,))
 
 
-def _opened(key: bytes, pid: bytes, blob: object, options: dict[str, Any]) -> ImpressionLog:
+def _opened(
+    key: bytes, pid: bytes, rows: Sequence[Sequence[object]], options: dict[str, Any]
+) -> ImpressionLog:
     try:
-        sealed = stored_bytes(blob, "the impression log")
-        return ImpressionLog.decode(
-            crypto.unwrap(key, sealed, _aad(pid), what="impression log"), **options
-        )
+        items: list[Impression] = []
+        for page, blob in rows:
+            if type(page) is not int or not 0 <= page < 2**62:
+                raise IntegrityError("an impression page number is malformed")
+            sealed = stored_bytes(blob, "the impression log")
+            plain = crypto.unwrap(key, sealed, _aad(pid, page), what="impression log")
+            items += decode_page(page, plain)
     except IntegrityError as exc:
         log.error("IntegrityError: a profile's impression log was discarded (%s)", exc)
         fresh = ImpressionLog(**options)
-        fresh.discarded = True
-        fresh.unsaved = 1  # the next save replaces the bad row
+        fresh.discarded = fresh.rewrite = True  # the next save replaces every page
         return fresh
+    restored = ImpressionLog(**options)
+    restored.items = items
+    restored.next_seq = items[-1].seq + 1 if items else 0
+    return restored
 
 
 def _has_table(conn: sqlite3.Connection) -> bool:

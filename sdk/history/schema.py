@@ -94,10 +94,13 @@ def _window(db: Database) -> None:
 
 
 def _impressions(db: Database) -> None:
-    # Each profile's impression log (edgerec.history.impressions): one sealed row per
-    # profile. Format 3: an older SDK would leave a profile's log behind when it erases
-    # the profile, so it refuses the file instead.
-    db.execute("CREATE TABLE impressions (pid BLOB PRIMARY KEY, blob BLOB) WITHOUT ROWID")
+    # Each profile's impression log (edgerec.history.impressions): one sealed row per page
+    # of impressions. Format 3: an older SDK would leave a profile's log behind when it
+    # erases the profile, so it refuses the file instead.
+    db.execute(
+        "CREATE TABLE impressions (pid BLOB, page INTEGER, blob BLOB, PRIMARY KEY (pid, page)) "
+        "WITHOUT ROWID"
+    )
     write_meta(db.conn, "format", b"3")
 
 

@@ -16,6 +16,7 @@ Reads top-down: opening, writing, reading, profiles, erasure and keys, lifecycle
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -28,6 +29,7 @@ from typing import Any, Final, Self
 
 from ..errors import (
     ClosedError,
+    EdgerecError,
     InvalidInputError,
     ProfileErasedError,
     StorageCorruptError,
@@ -43,6 +45,8 @@ from .profiles import Profile
 from .rollback import Generation, MonotonicCounter
 
 __all__ = ["ReadingHistory"]
+
+_log = logging.getLogger("edgerec.history")
 
 DEFAULT_KEY_USE_LIMIT: Final = 2**30  # well below the 2^32 random-nonce bound (SP 800-38D)
 _PRIVATE: Final = object()
@@ -327,13 +331,10 @@ class ReadingHistory:
         """
         with self._lock:
             prof, opts = self._active(), self._opts
-            removed = writes.remove(
-                self._db, self._gen, prof, partial(maintenance.prune, opts=opts)
-            )
-            if opts.max_age_s is not None and not self._db.read_only:
-                self.impressions.drop_before(opts.clock() - opts.max_age_s)
-                self.save_impressions()
-            return removed
+            old = opts.max_age_s is not None and not self._db.read_only
+            if old and self.impressions.drop_before(opts.clock() - (opts.max_age_s or 0.0)):
+                self._save_and_scrub()  # the impressions past the age limit, scrubbed
+            return writes.remove(self._db, self._gen, prof, partial(maintenance.prune, opts=opts))
 
     def forget(self, article_id: str) -> int:
         """Delete every event of ``article_id`` in the active profile: ``secure_delete``,
@@ -353,10 +354,11 @@ class ReadingHistory:
         with self._lock:
             prof = self._active()
             aid = check_text("article_id", article_id, MAX_ID_CHARS)
-            removed = writes.remove(self._db, self._gen, prof, partial(maintenance.forget, aid=aid))
-            self.impressions.forget(aid)  # the calls that showed it go too
-            self.save_impressions()
-            return removed
+            # The calls that showed it go too, first: the removal's scrub (secure_delete,
+            # TRUNCATE checkpoint) then takes the old pages that named it as well.
+            if self.impressions.forget(aid):
+                self._save_and_scrub()
+            return writes.remove(self._db, self._gen, prof, partial(maintenance.forget, aid=aid))
 
     # ------------------------------------------------------------------- reading
     def recent(self, limit: int = 50) -> list[HistoryEvent]:
@@ -496,7 +498,29 @@ class ReadingHistory:
                 impressions.store(
                     conn, self._keys.impressions, prof.pid, log_, self._opts.random_bytes
                 )
-            log_.unsaved = 0
+            impressions.saved(log_)
+
+    def _save_and_scrub(self) -> None:
+        """Save the log after impressions were dropped, then scrub (``secure_delete`` and a
+        ``TRUNCATE`` checkpoint, as for events): their old pages leave the file and WAL.
+
+        Raises:
+            StorageBusyError: a reader kept the old bytes in the WAL (the scrub stays
+                pending, as for events).
+        """
+        self.save_impressions()
+        self._db.scrub_pending = True
+        self._db.scrub(wait=True)
+
+    def _save_quietly(self) -> None:
+        """Save the impression log before the profile or the handle goes (a failure is
+        logged: the log is evidence, not the reader's data)."""
+        if self._log is None and not self._pending:
+            return
+        try:
+            self.save_impressions()
+        except EdgerecError as exc:
+            _log.warning("the impression log was not saved (%s)", type(exc).__name__)
 
     def device_impressions(self) -> list[ImpressionLog]:
         """Every profile's impression log (the active one as it is in memory), for the
@@ -563,6 +587,7 @@ class ReadingHistory:
         with self._lock:
             self._check_open()
             check_text("profile", profile, MAX_PROFILE_CHARS)
+            self._save_quietly()
             self._profile = None
             self._activate(profile)
 
@@ -654,6 +679,7 @@ class ReadingHistory:
         with self._lock:
             if self._closed:
                 return
+            self._save_quietly()
             self._closed = True
             self._profile = None
             self._log, self._pending = None, []

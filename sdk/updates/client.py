@@ -262,7 +262,8 @@ def check_for_update(
 
     Returns:
         The installed model, or None when the device already has the newest one (active,
-        or in shadow), or rolled back from or rejected it.
+        or in shadow when ``shadow``), or rolled back from or rejected it. Without
+        ``shadow``, the model in shadow is activated when it is the newest.
 
     Raises:
         InvalidTypeError, InvalidInputError: a bad argument (a ``deadline_s`` that is not
@@ -329,7 +330,8 @@ def check_for_update(
                     _check_same_release(home, version, model_info.hashes.get("sha256"))
                     shutil.rmtree(staging)
                     return None
-                if version <= pointer.get("rejected", 0) or version == pointer.get("candidate"):
+                in_shadow = shadow and version == pointer.get("candidate")
+                if version <= pointer.get("rejected", 0) or in_shadow:
                     shutil.rmtree(staging)
                     return None  # rolled back from or rejected; or already in shadow
                 if man_info.length > MAX_MANIFEST_BYTES:

@@ -172,8 +172,16 @@ def test_shadow_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
         out = capsys.readouterr().out
         assert "active_model: 1" in out and "shadow_candidate: 2" in out
         assert "local AUC" not in out  # without the key the evidence stays sealed
+        assert main(["info", *device]) == 0  # no reader yet: nothing is created to look
+        assert "shadow evidence: unavailable (ReadOnlyStorageError)" in capsys.readouterr().out
+        assert not (home / "history.db").exists()
+        reads = tmp_path / "reads.jsonl"
+        reads.write_text(json.dumps({"id": "N1", "title": "a read"}) + "\n")
+        assert main(["history", "add", *device, "--file", str(reads)]) == 0
+        pointer = (home / "models" / "active.json").read_bytes()
         assert main(["info", *device]) == 0
         out = capsys.readouterr().out
+        assert (home / "models" / "active.json").read_bytes() == pointer  # only read
         assert "shadow: model 2 against active model 1: pending" in out
         assert "shadow impressions: 0, with a read: 0 (the rule looks from 50)" in out
         assert "shadow candidate: local AUC -, MRR -" in out

@@ -285,3 +285,28 @@ def test_the_cache_is_bounded_and_slots_are_reused(
     again = _rec(ranker, feed[3:28], k=5)  # re-embedded into freed rows
     assert again == first
     assert len(ranker._vectors) <= max(rows, 45) + 256
+
+
+@pytest.mark.parametrize(
+    "rules",
+    [{}, {"diversity": 0.8}, {"max_per_source": 1}, {"freshness_half_life_h": 6.0}],
+    ids=["plain", "diversity", "per-source", "freshness"],
+)
+def test_a_model_in_shadow_ranks_an_identical_model_s_answer_identically(
+    bundle: Bundle, feed: list[dict[str, Any]], rules: dict[str, Any]
+) -> None:
+    """Shadow ranks compare orders under the same rules: the same model as the candidate
+    orders the active model's answer 1..k and agrees fully, through the shared check."""
+    active, candidate = Ranker(bundle), Ranker(bundle)
+    for r in (active, candidate):
+        r.load_reader(feed[:5])
+    out = _rec(active, feed[5:], **rules)
+    shown = [r.id for r in out]
+    ranks, agreement = candidate.shadow_ranks(
+        feed[5:], shown, active.last_checked, **{**_options(), **rules}
+    )
+    assert ranks == list(range(1, len(shown) + 1)) and agreement == 1.0
+
+
+def _options() -> dict[str, Any]:
+    return {"k": 10, "now": NOW, "exclude_read": True}

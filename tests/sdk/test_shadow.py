@@ -256,6 +256,61 @@ def test_shadow_needs_an_active_model(env: Env) -> None:
 
 
 def test_bad_rule_arguments_are_typed_errors(tmp_path: Path) -> None:
-    for kw in ({"shadow_min_reads": 0}, {"shadow_margin": -0.1}, {"shadow_margin": "0"}):
+    bad = ({"shadow_min_reads": 29}, {"shadow_margin": -0.1}, {"shadow_margin": "0"})
+    for kw in bad:
         with pytest.raises((InvalidInputError, edgerec.InvalidTypeError)):
             _open(tmp_path, **kw)
+
+
+def test_c12_a_candidate_failing_on_the_reader_is_rejected_and_reads_are_kept(
+    shadowed: Env, feed: list
+) -> None:
+    with _open(shadowed.home) as rec:
+        _with_history(rec, feed)
+        rec.check_for_update(shadowed.server.url, shadow=True, validator=accept)
+        candidate = rec._shadow.candidate
+        assert candidate is not None and candidate.ranker.runner is not None
+
+        def broken(rows: Any) -> Any:
+            raise RuntimeError("the interpreter failed")
+
+        candidate.ranker.runner.user_vector = broken  # type: ignore[method-assign]
+        rec.record_read(feed[0], at=T0)  # no error reaches the caller; the read is kept
+        assert len(rec.history) == 6 and rec.model_version == 1
+        assert installed_status(shadowed.home).candidate is None
+    with _open(shadowed.home) as rec:  # and the app opens again
+        assert rec.shadow_status().candidate is None
+
+
+def test_an_override_does_what_was_asked_whatever_the_evidence(shadowed: Env, feed: list) -> None:
+    """The overrides never act on the evidence first, even for a candidate another
+    process installed while this Recommender was open."""
+    with _open(shadowed.home, profile="app") as app:
+        with _open(shadowed.home, profile="other", shadow_min_reads=800) as other:
+            _with_history(other, feed)
+            other.check_for_update(shadowed.server.url, shadow=True, validator=accept)
+            _serve(other, feed, 60, best=True)  # enough to promote at 50, not looked at
+        assert app.reject_candidate() == 2
+        status = installed_status(shadowed.home)
+        assert (status.active, status.candidate, status.rejected) == (1, None, 2)
+
+
+def test_a_plain_update_activates_the_model_in_shadow(shadowed: Env) -> None:
+    assert shadowed.install(validator=accept, shadow=True) is not None
+    result = shadowed.install(validator=accept)
+    assert result is not None and result.version == 2 and not result.shadow
+    status = installed_status(shadowed.home)
+    assert (status.active, status.previous, status.candidate) == (2, 1, None)
+
+
+def test_forget_scrubs_the_impressions_that_showed_the_article(shadowed: Env, feed: list) -> None:
+    secret = {**feed[0], "id": "SECRET-ID-0001"}
+    with _open(shadowed.home) as rec:
+        rec.recommend([secret, *feed[1:9]], k=9, now=T0)
+        rec.history.save_impressions()
+        with raw_sql(shadowed.home / "history.db") as conn:
+            (old,) = conn.execute("SELECT blob FROM impressions").fetchone()
+        rec.history.forget("SECRET-ID-0001")
+        data = b"".join(p.read_bytes() for p in shadowed.home.glob("history.db*"))
+        assert old[20:84] not in data  # no 64-byte window of the old page is left
+        assert len(rec.history.impressions) == 0

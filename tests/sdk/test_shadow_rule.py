@@ -80,3 +80,25 @@ def test_an_equal_candidate_is_rarely_promoted() -> None:
         for _ in range(120)
     )
     assert promoted / 120 <= 0.06
+
+
+def test_tied_evidence_is_no_evidence() -> None:
+    """Per-impression differences are often exactly 0 (the candidate keeps the read
+    article's place): a bound of 0 must not promote."""
+    zeros = np.zeros(800)
+    assert shadow.decide(zeros[:400]).decision == "pending"
+    assert shadow.decide(zeros).decision == "reject"
+    rng = np.random.default_rng(11)
+    promoted = 0
+    for _ in range(200):
+        sparse = np.where(rng.random(800) < 0.05, rng.choice([-0.5, 0.5], 800), 0.0)
+        promoted += shadow.decide(sparse, draws=1000).decision == "promote"
+    assert promoted / 200 <= 0.06
+
+
+def test_without_comparable_impressions_the_candidate_is_rejected_at_the_last_look() -> None:
+    """With k=1 (or every returned article read) no impression has an AUC: the reads
+    still count towards the last look."""
+    none = np.zeros(0)
+    assert shadow.decide(none, reads=799).decision == "pending"
+    assert shadow.decide(none, reads=800).decision == "reject"

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from edgerec.history import ReadingHistory
-from edgerec.history.impressions import MAX_IMPRESSIONS, Impression, ImpressionLog
+from edgerec.history.impressions import MAX_IMPRESSIONS, PAGE, Impression, ImpressionLog
 from tests.support.history import Clock, article, open_store, raw_sql
 
 
@@ -85,7 +85,9 @@ def test_e5_profiles_have_separate_impression_logs(path: Path) -> None:
     h.close()
 
 
-@pytest.mark.parametrize("damage", ["flip-first", "flip-last", "truncate", "swap", "not-bytes"])
+@pytest.mark.parametrize(
+    "damage", ["flip-first", "flip-last", "truncate", "swap", "not-bytes", "moved-page"]
+)
 def test_a3_a7_tampered_impression_log_is_discarded_history_untouched(
     path: Path, damage: str, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -106,7 +108,10 @@ def test_a3_a7_tampered_impression_log_is_discarded_history_untouched(
             new = rows[pid_b]
         elif damage == "not-bytes":
             new = "text"
-        conn.execute("UPDATE impressions SET blob = ? WHERE pid = ?", (new, pid_a))
+        if damage == "moved-page":  # the same ciphertext under another page number
+            conn.execute("UPDATE impressions SET page = 1 WHERE pid = ?", (pid_a,))
+        else:
+            conn.execute("UPDATE impressions SET blob = ? WHERE pid = ?", (new, pid_a))
     with caplog.at_level(logging.ERROR, logger="edgerec"):
         logs = {}
         for name in ("ann", "bob"):
@@ -158,3 +163,35 @@ def test_impressions_added_before_the_stored_log_is_read_are_merged(path: Path) 
         h.save_impressions()
     with open_store(path, profile="ann") as h:
         assert [imp.at for imp in h.impressions] == [0.0, 100.0, 200.0, 500.0, 600.0]
+
+
+def test_a_save_writes_only_the_pages_that_changed(path: Path) -> None:
+    with open_store(path, profile="ann") as h:
+        for i in range(3 * PAGE + 10):
+            h.add_impression(Impression(float(i), (f"N{i}",)))
+        h.save_impressions()
+        with raw_sql(path) as conn:
+            before = dict(conn.execute("SELECT page, blob FROM impressions").fetchall())
+        assert sorted(before) == [0, 1, 2, 3]
+        assert h.impressions.mark_read("N150", 150.5) is not None  # page 1
+        h.save_impressions()
+        with raw_sql(path) as conn:
+            after = dict(conn.execute("SELECT page, blob FROM impressions").fetchall())
+    assert [p for p in before if before[p] != after[p]] == [1]
+    with open_store(path, profile="ann") as h:
+        assert len(h.impressions) == 3 * PAGE + 10 and h.impressions.items[150].read == [0]
+
+
+def test_the_oldest_pages_go_when_the_log_is_full(path: Path) -> None:
+    with open_store(path, profile="ann") as h:
+        assert len(h.impressions) == 0  # loaded: the adds number on from the stored log
+        for i in range(MAX_IMPRESSIONS + PAGE + 5):
+            h.add_impression(Impression(float(i), (f"N{i}",)))
+        h.save_impressions()
+        assert len(h.impressions) == MAX_IMPRESSIONS
+    with raw_sql(path) as conn:
+        pages = [r[0] for r in conn.execute("SELECT page FROM impressions ORDER BY page")]
+    assert pages[0] == 1 and len(pages) == MAX_IMPRESSIONS // PAGE + 1
+    with open_store(path, profile="ann") as h:
+        assert h.impressions.items[0].at == float(PAGE + 5)
+        assert h.impressions.next_seq == MAX_IMPRESSIONS + PAGE + 5

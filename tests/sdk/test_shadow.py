@@ -314,3 +314,26 @@ def test_forget_scrubs_the_impressions_that_showed_the_article(shadowed: Env, fe
         data = b"".join(p.read_bytes() for p in shadowed.home.glob("history.db*"))
         assert old[20:84] not in data  # no 64-byte window of the old page is left
         assert len(rec.history.impressions) == 0
+
+
+def test_a_rollback_keeps_the_candidate_and_restarts_its_comparison(
+    shadowed: Env, feed: list
+) -> None:
+    """Model 2 active on probation (model 1 previous), model 3 in shadow: the active model
+    fails, the device rolls back to 1, and model 3 is now compared with model 1 only."""
+    from tests.support.updates import make_bundle
+
+    with _open(shadowed.home, shadow_min_reads=800) as rec:
+        _with_history(rec, feed)
+        assert rec.check_for_update(shadowed.server.url, validator=accept) is not None  # 2
+        publish.publish(shadowed.repo, make_bundle(shadowed.tmp, 3), shadowed.keys)
+        rec.check_for_update(shadowed.server.url, shadow=True, validator=accept)
+        assert (rec.model_version, rec.shadow_status().candidate) == (2, 3)
+        _serve(rec, feed, 5, best=True)
+        assert rec.shadow_status().reads == 5
+        assert rec.rollback() == 1
+        status = rec.shadow_status()
+        assert (status.active, status.candidate, status.reads) == (1, 3, 0)
+        assert installed_status(shadowed.home).candidate == 3
+        _serve(rec, feed, 3, best=True, start=5)
+        assert rec.shadow_status().reads == 3

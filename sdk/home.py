@@ -253,17 +253,10 @@ def cleanup(home: Path) -> None:
             shutil.rmtree(entry, ignore_errors=True)
 
 
-def activate(home: Path, staging: Path, version: int, step: StepHook) -> int | None:
-    """Make the validated bundle in ``staging`` the active model ``version`` (lock held);
-    the version it replaced (now ``previous``), or None.
-
-    ``step`` is called after each durable step (crash tests kill the process there):
-    ``staged``, ``renamed``, ``dir-fsynced``, ``pointer-temp``, ``pointer-renamed``,
-    ``pointer-swapped``.
-
-    Raises:
-        OSError: the disk refused a step; what was active stays active.
-    """
+def _stage(home: Path, staging: Path, version: int, step: StepHook) -> None:
+    """The durable steps before a pointer swap (lock held): the validated bundle in
+    ``staging`` fsynced (``staged``), renamed to ``models/<version>`` (``renamed``) and the
+    folder fsynced (``dir-fsynced``)."""
     models = home / MODELS_DIR
     for name in (MANIFEST_FILE, MODEL_FILE):
         fsync_file(staging / name)
@@ -276,6 +269,20 @@ def activate(home: Path, staging: Path, version: int, step: StepHook) -> int | N
     step("renamed")
     fsync_dir(models)
     step("dir-fsynced")
+
+
+def activate(home: Path, staging: Path, version: int, step: StepHook) -> int | None:
+    """Make the validated bundle in ``staging`` the active model ``version`` (lock held);
+    the version it replaced (now ``previous``), or None.
+
+    ``step`` is called after each durable step (crash tests kill the process there):
+    ``staged``, ``renamed``, ``dir-fsynced``, ``pointer-temp``, ``pointer-renamed``,
+    ``pointer-swapped``.
+
+    Raises:
+        OSError: the disk refused a step; what was active stays active.
+    """
+    _stage(home, staging, version, step)
     pointer = read_pointer(home)
     previous, candidate = pointer.get("version"), pointer.get("candidate")
     if candidate is not None and candidate <= version:
@@ -318,18 +325,7 @@ def install_candidate(home: Path, staging: Path, version: int, step: StepHook) -
     Raises:
         OSError: the disk refused a step; the pointer is unchanged.
     """
-    models = home / MODELS_DIR
-    for name in (MANIFEST_FILE, MODEL_FILE):
-        fsync_file(staging / name)
-    fsync_dir(staging)
-    step("staged")
-    final = models / str(version)
-    if final.exists():
-        shutil.rmtree(final)
-    os.rename(staging, final)
-    step("renamed")
-    fsync_dir(models)
-    step("dir-fsynced")
+    _stage(home, staging, version, step)
     pointer = read_pointer(home)
     _rewrite(home, pointer, candidate=version, on_step=step)
     step("pointer-swapped")
